@@ -1,0 +1,129 @@
+//! Links that may appear in an email: absolute, http(s), with a host and no credentials.
+
+use std::fmt;
+
+use url::Url;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("`{0}` is not an absolute URL; write it in full, starting with https://")]
+    NotAbsolute(String),
+    #[error("`{0}` must be an http(s) URL, not `{1}:`")]
+    Scheme(String, String),
+    #[error("`{0}` must be an https URL")]
+    NotHttps(String),
+    #[error("`{0}` must not carry a user name or password")]
+    Credentials(String),
+    #[error("`{0}` must not contain spaces or control characters")]
+    Whitespace(String),
+}
+
+/// An absolute http or https URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WebUrl(Url);
+
+impl WebUrl {
+    pub fn parse(text: &str) -> Result<Self, LinkError> {
+        let text = text.trim();
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(LinkError::Whitespace(text.into()));
+        }
+        let url = Url::parse(text).map_err(|_| LinkError::NotAbsolute(text.into()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(LinkError::Scheme(text.into(), url.scheme().into()));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(LinkError::NotAbsolute(text.into()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(LinkError::Credentials(text.into()));
+        }
+        Ok(WebUrl(url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.scheme() == "https"
+    }
+
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for WebUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The newsletter's public https base: the web version and unsubscribe links hang off it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteUrl(WebUrl);
+
+impl SiteUrl {
+    pub fn parse(text: &str) -> Result<Self, LinkError> {
+        let url = WebUrl::parse(text)?;
+        if !url.is_https() {
+            return Err(LinkError::NotHttps(text.trim().into()));
+        }
+        Ok(SiteUrl(url))
+    }
+
+    /// `path` joined under the site, whatever the trailing slashes.
+    pub fn join(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.0.as_str().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
+
+    pub fn host(&self) -> &str {
+        self.0.host()
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_absolute_http_links_with_a_host_are_accepted() {
+        assert!(WebUrl::parse("https://arxiv.org/abs/2108.07258").is_ok());
+        assert!(WebUrl::parse("http://example.com").is_ok());
+        assert_eq!(
+            WebUrl::parse("javascript:alert(1)"),
+            Err(LinkError::Scheme(
+                "javascript:alert(1)".into(),
+                "javascript".into()
+            ))
+        );
+        assert_eq!(
+            WebUrl::parse("example.com/x"),
+            Err(LinkError::NotAbsolute("example.com/x".into()))
+        );
+        assert_eq!(
+            WebUrl::parse("https://u:p@example.com/"),
+            Err(LinkError::Credentials("https://u:p@example.com/".into()))
+        );
+        assert!(WebUrl::parse("https://exa mple.com/").is_err());
+    }
+
+    #[test]
+    fn the_site_url_must_be_https_and_joins_cleanly() {
+        assert!(SiteUrl::parse("http://weekly.example.com").is_err());
+        let site = SiteUrl::parse("https://weekly.example.com/").unwrap();
+        assert_eq!(
+            site.join("/unsubscribe/abc"),
+            "https://weekly.example.com/unsubscribe/abc"
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! `newsletter.yaml`: who sends, from where, when, and how fast.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use chrono::{NaiveTime, Weekday};
+use chrono_tz::Tz;
+
+use crate::decode::Decoder;
+use crate::diagnostic::FieldPath;
+use crate::model::address::{EmailAddress, Mailbox};
+use crate::model::link::SiteUrl;
+use crate::model::text::{Lines, OneLine};
+use crate::yaml::Node;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Newsletter {
+    pub name: OneLine,
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub postal_address: Lines,
+    pub site_url: Option<SiteUrl>,
+    pub language: Language,
+    /// As written, relative to the workspace.
+    pub subscribers: PathBuf,
+    pub theme: ThemeName,
+    pub schedule: WeeklySlot,
+    pub delivery: Delivery,
+    pub test_recipients: Vec<EmailAddress>,
+}
+
+impl Newsletter {
+    /// The address replies and mailto unsubscribes go to.
+    pub fn reply_address(&self) -> &EmailAddress {
+        &self.reply_to.as_ref().unwrap_or(&self.from).address
+    }
+}
+
+/// The newsletter's weekly slot: a weekday and wall-clock time in an IANA time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeeklySlot {
+    pub day: Weekday,
+    pub time: NaiveTime,
+    pub timezone: Tz,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// SMTP connections kept busy at once.
+    pub concurrency: u32,
+    /// A ceiling on messages per second (a relay's quota); `None` for no ceiling.
+    pub rate_per_second: Option<f64>,
+    /// Attempts per recipient in one run before a transient failure is left deferred.
+    pub max_attempts: u32,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            concurrency: 4,
+            rate_per_second: None,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// A BCP 47 language tag such as `en` or `pt-BR`, for the email's `lang` and `dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Language(String);
+
+impl Language {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let valid = !text.is_empty()
+            && text.len() <= 35
+            && text
+                .split('-')
+                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
+        if valid {
+            Ok(Language(text.to_string()))
+        } else {
+            Err(format!(
+                "`{text}` is not a language tag; write one like `en` or `pt-BR`"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Text direction, from the primary language (scripts written right to left).
+    pub fn direction(&self) -> &'static str {
+        let primary = self.0.split('-').next().unwrap_or_default();
+        match primary.to_ascii_lowercase().as_str() {
+            "ar" | "he" | "fa" | "ur" | "yi" | "ps" | "sd" | "ug" | "dv" | "ckb" => "rtl",
+            _ => "ltr",
+        }
+    }
+}
+
+impl Default for Language {
+    fn default() -> Self {
+        Language("en".into())
+    }
+}
+
+/// A theme's folder name under `templates/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThemeName(String);
+
+impl ThemeName {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let valid = !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if valid {
+            Ok(ThemeName(text.to_string()))
+        } else {
+            Err(format!(
+                "`{text}` is not a theme name; use the name of a folder under templates/ (letters, digits, - and _)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ThemeName {
+    fn default() -> Self {
+        ThemeName("default".into())
+    }
+}
+
+pub fn decode(decoder: &mut Decoder, root: &Node) -> Option<Newsletter> {
+    let path = FieldPath::Root;
+    let mut fields = decoder.fields(root, &path)?;
+    let name = decoder.required(&mut fields, &path, "name", OneLine::parse);
+    let from = decoder.required(&mut fields, &path, "from", Mailbox::parse);
+    let reply_to = decoder.optional(&mut fields, &path, "reply_to", Mailbox::parse);
+    let postal_address = decoder.required(&mut fields, &path, "postal_address", Lines::parse);
+    let site_url = decoder.optional(&mut fields, &path, "site_url", SiteUrl::parse);
+    let language = decoder.optional(&mut fields, &path, "language", Language::parse);
+    let subscribers = decoder.optional(&mut fields, &path, "subscribers", parse_relative_path);
+    let theme = decoder.optional(&mut fields, &path, "theme", ThemeName::parse);
+    let schedule = fields
+        .required(decoder, &path, "schedule")
+        .and_then(|node| decode_schedule(decoder, node, &path.key("schedule")));
+    let delivery = match fields.get("delivery") {
+        None => Some(Delivery::default()),
+        Some(node) => decode_delivery(decoder, node, &path.key("delivery")),
+    };
+    let test_recipients = match fields.get("test_recipients") {
+        None => Some(Vec::new()),
+        Some(node) => decode_addresses(decoder, node, &path.key("test_recipients")),
+    };
+    fields.finish(decoder, &path);
+    Some(Newsletter {
+        name: name?,
+        from: from?,
+        reply_to: reply_to.ok()?,
+        postal_address: postal_address?,
+        site_url: site_url.ok()?,
+        language: language.ok()?.unwrap_or_default(),
+        subscribers: subscribers
+            .ok()?
+            .unwrap_or_else(|| PathBuf::from("subscribers.yaml")),
+        theme: theme.ok()?.unwrap_or_default(),
+        schedule: schedule?,
+        delivery: delivery?,
+        test_recipients: test_recipients?,
+    })
+}
+
+fn parse_relative_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text.trim());
+    if text.trim().is_empty() || text.contains(['\n', '\r', '\0']) {
+        return Err(format!("`{text}` is not a file path"));
+    }
+    Ok(path)
+}
+
+fn decode_schedule(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<WeeklySlot> {
+    let mut fields = decoder.fields(node, path)?;
+    let day = decoder.required(&mut fields, path, "day", parse_weekday);
+    let time = decoder.required(&mut fields, path, "time", parse_time);
+    let timezone = decoder.required(&mut fields, path, "timezone", parse_timezone);
+    fields.finish(decoder, path);
+    Some(WeeklySlot {
+        day: day?,
+        time: time?,
+        timezone: timezone?,
+    })
+}
+
+fn decode_delivery(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<Delivery> {
+    let defaults = Delivery::default();
+    let mut fields = decoder.fields(node, path)?;
+    let concurrency = decoder.optional(&mut fields, path, "concurrency", |text| {
+        parse_whole_number(text, 1, 256)
+    });
+    let rate_per_second =
+        decoder.optional(&mut fields, path, "rate_per_second", parse_positive_rate);
+    let max_attempts = decoder.optional(&mut fields, path, "max_attempts", |text| {
+        parse_whole_number(text, 1, 20)
+    });
+    fields.finish(decoder, path);
+    Some(Delivery {
+        concurrency: concurrency.ok()?.unwrap_or(defaults.concurrency),
+        rate_per_second: rate_per_second.ok()?,
+        max_attempts: max_attempts.ok()?.unwrap_or(defaults.max_attempts),
+    })
+}
+
+pub fn decode_addresses(
+    decoder: &mut Decoder,
+    node: &Node,
+    path: &FieldPath,
+) -> Option<Vec<EmailAddress>> {
+    let items = decoder.list(node, path)?;
+    let mut addresses = Vec::with_capacity(items.len());
+    let mut valid = true;
+    for (index, item) in items.iter().enumerate() {
+        match decoder.parse(item, &path.index(index), EmailAddress::parse) {
+            Some(address) => addresses.push(address),
+            None => valid = false,
+        }
+    }
+    valid.then_some(addresses)
+}
+
+/// Also used by the decoders of other files, so every file spells these rules alike.
+pub fn parse_whole_number(text: &str, min: u32, max: u32) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(number) if (min..=max).contains(&number) => Ok(number),
+        Ok(number) => Err(format!("{number} is out of range; use {min} to {max}")),
+        Err(_) => Err(format!("expected a whole number, found `{text}`")),
+    }
+}
+
+fn parse_positive_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "expected a number of messages per second above 0, found `{text}`"
+        )),
+    }
+}
+
+pub fn parse_weekday(text: &str) -> Result<Weekday, String> {
+    Weekday::from_str(text.trim())
+        .map_err(|_| format!("`{text}` is not a day of the week; write one like `monday`"))
+}
+
+pub fn parse_time(text: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(text.trim(), "%H:%M")
+        .map_err(|_| format!("`{text}` is not a time; write 24-hour `HH:MM`, like \"09:00\""))
+}
+
+pub fn parse_timezone(text: &str) -> Result<Tz, String> {
+    Tz::from_str(text.trim()).map_err(|_| {
+        format!("`{text}` is not an IANA time zone; write one like `Europe/Berlin` or `UTC`")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml;
+
+    fn decode_text(source: &str) -> (Option<Newsletter>, Vec<String>) {
+        let root = yaml::parse(source).unwrap();
+        let mut decoder = Decoder::new("newsletter.yaml");
+        let newsletter = decode(&mut decoder, &root);
+        let messages = decoder
+            .into_diagnostics()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (newsletter, messages)
+    }
+
+    const MINIMAL: &str = "name: Weekly\nfrom: Weekly <w@example.com>\npostal_address: 1 Street\nschedule:\n  day: monday\n  time: \"09:00\"\n  timezone: Europe/Berlin\n";
+
+    #[test]
+    fn a_minimal_newsletter_takes_the_documented_defaults() {
+        let (newsletter, messages) = decode_text(MINIMAL);
+        assert!(messages.is_empty(), "{messages:?}");
+        let newsletter = newsletter.unwrap();
+        assert_eq!(newsletter.subscribers, PathBuf::from("subscribers.yaml"));
+        assert_eq!(newsletter.theme.as_str(), "default");
+        assert_eq!(newsletter.language.as_str(), "en");
+        assert_eq!(newsletter.delivery, Delivery::default());
+        assert_eq!(newsletter.schedule.day, Weekday::Mon);
+        assert_eq!(newsletter.reply_address().as_str(), "w@example.com");
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_in_one_pass() {
+        let source = "name: Weekly\nfrom: not an address\npostal_address: 1 Street\nsite_url: http://weekly.example.com\nschedule:\n  day: someday\n  time: \"9am\"\n  timezone: Mars/Olympus\ndelivery:\n  concurrency: 0\n  rate_per_second: fast\ntest_recipients: [ok@example.com, nope]\n";
+        let (newsletter, messages) = decode_text(source);
+        assert!(newsletter.is_none());
+        assert_eq!(
+            messages,
+            [
+                "newsletter.yaml:2:7: from: `not an address` is not a valid email address",
+                "newsletter.yaml:4:11: site_url: `http://weekly.example.com` must be an https URL",
+                "newsletter.yaml:6:8: schedule.day: `someday` is not a day of the week; write one like `monday`",
+                "newsletter.yaml:7:9: schedule.time: `9am` is not a time; write 24-hour `HH:MM`, like \"09:00\"",
+                "newsletter.yaml:8:13: schedule.timezone: `Mars/Olympus` is not an IANA time zone; write one like `Europe/Berlin` or `UTC`",
+                "newsletter.yaml:10:16: delivery.concurrency: 0 is out of range; use 1 to 256",
+                "newsletter.yaml:11:20: delivery.rate_per_second: expected a number of messages per second above 0, found `fast`",
+                "newsletter.yaml:12:35: test_recipients[1]: `nope` is not a valid email address",
+            ]
+        );
+    }
+
+    #[test]
+    fn right_to_left_languages_set_the_direction() {
+        assert_eq!(Language::parse("ar-EG").unwrap().direction(), "rtl");
+        assert_eq!(Language::parse("pt-BR").unwrap().direction(), "ltr");
+        assert!(Language::parse("en_US").is_err());
+    }
+}

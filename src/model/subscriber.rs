@@ -1,0 +1,204 @@
+//! The subscriber list: one YAML list item per subscriber.
+
+use std::collections::HashMap;
+
+use chrono_tz::Tz;
+
+use crate::decode::Decoder;
+use crate::diagnostic::FieldPath;
+use crate::model::address::EmailAddress;
+use crate::model::newsletter::parse_timezone;
+use crate::model::text::OneLine;
+use crate::yaml::{self, Node, TopLevel};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriberStatus {
+    Active,
+    Unsubscribed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscriber {
+    pub email: EmailAddress,
+    pub name: Option<OneLine>,
+    pub status: SubscriberStatus,
+    pub timezone: Option<Tz>,
+    pub tags: Vec<OneLine>,
+}
+
+impl Subscriber {
+    pub fn is_active(&self) -> bool {
+        self.status == SubscriberStatus::Active
+    }
+}
+
+fn parse_status(text: &str) -> Result<SubscriberStatus, String> {
+    match text.trim() {
+        "active" => Ok(SubscriberStatus::Active),
+        "unsubscribed" => Ok(SubscriberStatus::Unsubscribed),
+        other => Err(format!(
+            "`{other}` is not a status; use `active` or `unsubscribed`"
+        )),
+    }
+}
+
+fn parse_name(text: &str) -> Result<OneLine, String> {
+    OneLine::parse(text).map_err(|error| format!("the name {error}"))
+}
+
+/// Decodes the whole list item by item, reporting every bad entry and every duplicate.
+pub fn decode_list(decoder: &mut Decoder, source: &str) -> Option<Vec<Subscriber>> {
+    let root = FieldPath::Root;
+    let items = match yaml::stream_seq(source) {
+        Ok(TopLevel::Seq(items)) => items,
+        Ok(TopLevel::Empty) => return Some(Vec::new()),
+        Ok(TopLevel::Other(node)) => {
+            decoder.error(
+                node.mark,
+                &root,
+                format!(
+                    "expected a list of subscribers (`- email: ...`), found {}",
+                    node.kind()
+                ),
+            );
+            return None;
+        }
+        Err(error) => {
+            decoder.error(error.mark, &root, error.message);
+            return None;
+        }
+    };
+    let mut subscribers = Vec::new();
+    // Each address's first index and line, to name the original when a duplicate turns up.
+    let mut seen: HashMap<String, (usize, u32)> = HashMap::new();
+    for (index, item) in items.enumerate() {
+        let item = match item {
+            Ok(item) => item,
+            Err(error) => {
+                decoder.error(error.mark, &root, error.message);
+                return None;
+            }
+        };
+        let path = root.index(index);
+        let Some(subscriber) = decode_subscriber(decoder, &item, &path) else {
+            continue;
+        };
+        match seen.entry(subscriber.email.key()) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                let (first_index, first_line) = *first.get();
+                decoder.error(
+                    email_mark(&item),
+                    &path.key("email"),
+                    format!(
+                        "`{}` is already on the list as [{first_index}] (line {first_line}); addresses are compared without case",
+                        subscriber.email
+                    ),
+                );
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((index, email_mark(&item).line));
+                subscribers.push(subscriber);
+            }
+        }
+    }
+    (!decoder.has_errors()).then_some(subscribers)
+}
+
+fn email_mark(item: &Node) -> crate::yaml::Mark {
+    match &item.value {
+        yaml::Value::Map(entries) => entries
+            .iter()
+            .find(|(key, _)| matches!(&key.value, yaml::Value::Scalar(k) if k == "email"))
+            .map_or(item.mark, |(_, value)| value.mark),
+        _ => item.mark,
+    }
+}
+
+fn decode_subscriber(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<Subscriber> {
+    let mut fields = decoder.fields(node, path)?;
+    let email = decoder.required(&mut fields, path, "email", EmailAddress::parse);
+    let name = decoder.optional(&mut fields, path, "name", parse_name);
+    let status = decoder.optional(&mut fields, path, "status", parse_status);
+    let timezone = decoder.optional(&mut fields, path, "timezone", parse_timezone);
+    let tags = match fields.get("tags") {
+        None => Some(Vec::new()),
+        Some(node) => {
+            let tags_path = path.key("tags");
+            decoder.list(node, &tags_path).and_then(|items| {
+                let tags: Vec<Option<OneLine>> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        decoder.parse(item, &tags_path.index(index), OneLine::parse)
+                    })
+                    .collect();
+                tags.into_iter().collect()
+            })
+        }
+    };
+    fields.finish(decoder, path);
+    Some(Subscriber {
+        email: email?,
+        name: name.ok()?,
+        status: status.ok()?.unwrap_or(SubscriberStatus::Active),
+        timezone: timezone.ok()?,
+        tags: tags?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_text(source: &str) -> (Option<Vec<Subscriber>>, Vec<String>) {
+        let mut decoder = Decoder::new("subscribers.yaml");
+        let list = decode_list(&mut decoder, source);
+        let messages = decoder
+            .into_diagnostics()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (list, messages)
+    }
+
+    #[test]
+    fn a_list_decodes_with_defaults() {
+        let (list, messages) = decode_text(
+            "- email: ada@example.com\n  name: Ada\n- email: bob@example.com\n  status: unsubscribed\n  tags: [research]\n",
+        );
+        assert!(messages.is_empty(), "{messages:?}");
+        let list = list.unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list[0].is_active());
+        assert!(!list[1].is_active());
+        assert_eq!(list[1].tags[0].as_str(), "research");
+    }
+
+    #[test]
+    fn bad_addresses_duplicates_and_multiline_names_name_the_entry() {
+        let source = "- email: ada@example.com\n- email: bob@\n- email: ADA@example.com\n- email: eve@example.com\n  name: \"Eve\\r\\nBcc: all@example.com\"\n";
+        let (list, messages) = decode_text(source);
+        assert!(list.is_none());
+        assert_eq!(
+            messages,
+            [
+                "subscribers.yaml:2:10: [1].email: `bob@` is not a valid email address",
+                "subscribers.yaml:3:10: [2].email: `ADA@example.com` is already on the list as [0] (line 1); addresses are compared without case",
+                "subscribers.yaml:5:9: [3].name: the name must be one line (found a line break)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_list_and_a_mapping_is_an_error() {
+        assert_eq!(decode_text("").0.unwrap().len(), 0);
+        let (list, messages) = decode_text("email: a@example.com\n");
+        assert!(list.is_none());
+        assert_eq!(
+            messages,
+            [
+                "subscribers.yaml:1:1: expected a list of subscribers (`- email: ...`), found a mapping"
+            ]
+        );
+    }
+}
