@@ -1,0 +1,94 @@
+//! The command line: what each command takes, and the help that teaches it.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "letterpress",
+    version,
+    about = "Build a newsletter from YAML files and deliver it over SMTP, once per subscriber.",
+    long_about = "Build a newsletter from YAML files and deliver it over SMTP, once per subscriber.\n\n\
+An editor keeps one YAML file per issue in issues/, the newsletter's settings in newsletter.yaml \
+and the list in subscribers.yaml. letterpress checks them, renders each issue to an HTML email \
+with a plain-text part, and sends it.",
+    after_help = "A week with letterpress:\n  \
+letterpress new                            start next week's issue from a skeleton\n  \
+letterpress check                          every problem, as file:line:col: field: message\n  \
+letterpress render issues/2021-08-23.yaml  write the HTML, the text and a sample .eml to out/\n\n\
+Exit status: 0 ok, 1 problems found or the work failed, 2 bad usage or invalid input."
+)]
+pub struct Cli {
+    /// Run in DIR instead of the current directory (the folder holding newsletter.yaml).
+    #[arg(
+        short = 'C',
+        long = "dir",
+        value_name = "DIR",
+        global = true,
+        default_value = "."
+    )]
+    pub dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the next issue from a commented skeleton.
+    #[command(
+        long_about = "Start the next issue from a commented skeleton.\n\n\
+Writes issues/<date>.yaml for the next weekly slot that has no issue yet (or for --date), \
+numbered one past the latest issue. Never overwrites a file.",
+        after_help = "Examples:\n  letterpress new\n  letterpress new --date 2026-12-24"
+    )]
+    New {
+        /// The issue's date instead of the next free weekly slot (YYYY-MM-DD).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<NaiveDate>,
+    },
+
+    /// Validate the settings, the subscriber list and the issues.
+    #[command(
+        long_about = "Validate the settings, the subscriber list and the issues.\n\n\
+Reports every problem it can find in one run, each as `file:line:col: field: message`. \
+Warnings (a long subject, no preheader, HTML that Gmail would clip, a past issue still in \
+draft) are printed but do not fail the check.",
+        after_help = "Examples:\n  letterpress check\n  letterpress check issues/2021-08-23.yaml\n\n\
+Exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage."
+    )]
+    Check {
+        /// Issue files (or names like 2021-08-23) to check; all of issues/ when omitted.
+        #[arg(value_name = "ISSUE")]
+        issues: Vec<String>,
+    },
+
+    /// Render an issue to HTML, plain text and a sample .eml.
+    #[command(
+        long_about = "Render an issue to HTML, plain text and a sample .eml.\n\n\
+Writes DIR/<issue>/email.html, email.txt and sample.eml: the full MIME message as the first \
+active subscriber would receive it. Open the .eml in a mail client to see it as a reader will.",
+        after_help = "Examples:\n  letterpress render issues/2021-08-23.yaml\n  letterpress render 2021-08-23 --out /tmp/preview"
+    )]
+    Render {
+        /// The issue file, or its name (2021-08-23).
+        #[arg(value_name = "ISSUE")]
+        issue: String,
+        /// Where to write the files.
+        #[arg(long, value_name = "DIR", default_value = "out")]
+        out: PathBuf,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,85 @@
+//! `letterpress render`: the issue's HTML, text and a sample message, written to files.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::message::{Kind, MessageTemplate, Recipient};
+use crate::render::template::SlotValues;
+use crate::secret::{SECRET_ENV, Secret};
+
+use super::{Context, human_size, require};
+
+pub fn run(context: &Context, issue_argument: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let workspace = &context.workspace;
+    let newsletter = require(
+        workspace.load_newsletter(),
+        crate::workspace::NEWSLETTER_FILE,
+    )?;
+    let theme = require(workspace.load_theme(&newsletter), "the theme")?;
+    let path = workspace.issue_path(issue_argument);
+    let issue = require(workspace.load_issue(&path), &workspace.display(&path))?;
+    let subscribers_path = workspace.display(&workspace.subscribers_path(&newsletter));
+    let subscribers = require(workspace.load_subscribers(&newsletter), &subscribers_path)?;
+
+    let (email, name) = match subscribers.iter().find(|subscriber| subscriber.is_active()) {
+        Some(subscriber) => (
+            &subscriber.email,
+            subscriber.name.as_ref().map(|name| name.as_str()),
+        ),
+        None => match newsletter.test_recipients.first() {
+            Some(address) => (address, None),
+            None => anyhow::bail!(
+                "no one to render a sample for: {subscribers_path} has no active subscriber and newsletter.yaml no test_recipients"
+            ),
+        },
+    };
+    let recipient = Recipient { email, name };
+
+    let rendered = crate::render::render(&newsletter, &issue, &theme)?;
+    let secret = Secret::load(
+        std::env::var(SECRET_ENV).ok().as_deref(),
+        &workspace.state_dir(),
+    )?;
+    let template = MessageTemplate::new(&newsletter, &issue, &rendered, &theme.texts, Kind::Issue);
+    let links = template.unsubscribe_links(&secret, email);
+    let greeting = theme.texts.greeting_for(name);
+    let values = SlotValues {
+        greeting: &greeting,
+        unsubscribe_url: links.preferred(),
+        recipient_email: email.as_str(),
+    };
+    let html = rendered.html.fill(&values);
+    let text = rendered.text.fill(&values);
+    let mut eml = Vec::new();
+    template.write(
+        recipient,
+        &secret,
+        &context.clock.now().to_rfc2822(),
+        &mut eml,
+    );
+
+    let relative_dir = out.join(issue.id.as_str());
+    let dir = workspace.path(&relative_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let files: [(&str, &[u8]); 3] = [
+        ("email.html", html.as_bytes()),
+        ("email.txt", text.as_bytes()),
+        ("sample.eml", &eml),
+    ];
+    println!("Rendered {}: {}", workspace.display(&path), issue.subject);
+    for (name, bytes) in files {
+        let file = dir.join(name);
+        std::fs::write(&file, bytes)
+            .with_context(|| format!("cannot write `{}`", file.display()))?;
+        let shown = relative_dir.join(name).display().to_string();
+        let note = if name == "sample.eml" {
+            format!("   as sent to {email}")
+        } else {
+            String::new()
+        };
+        println!("  {shown:<34} {:>9}{note}", human_size(bytes.len()));
+    }
+    Ok(ExitCode::SUCCESS)
+}

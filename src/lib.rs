@@ -1,0 +1,13 @@
+pub mod cli;
+pub mod clock;
+pub mod cmd;
+pub mod decode;
+pub mod diagnostic;
+pub mod message;
+pub mod model;
+pub mod render;
+pub mod schedule;
+pub mod secret;
+pub mod theme;
+pub mod workspace;
+pub mod yaml;

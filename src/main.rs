@@ -1,0 +1,45 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use letterpress::cli::{Cli, Command};
+use letterpress::cmd::{self, Context, InvalidInput};
+use letterpress::workspace::Workspace;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let clock = match letterpress::clock::from_env() {
+        Ok(clock) => clock,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let context = Context {
+        workspace: Workspace::new(cli.dir),
+        clock,
+    };
+    let result = match &cli.command {
+        Command::New { date } => cmd::new::run(&context, *date),
+        Command::Check { issues } => cmd::check::run(&context, issues),
+        Command::Render { issue, out } => cmd::render::run(&context, issue, out),
+    };
+    result.unwrap_or_else(report)
+}
+
+/// Invalid input is listed problem by problem (exit 2); anything else is shown with its
+/// causes (exit 1).
+fn report(error: anyhow::Error) -> ExitCode {
+    if let Some(invalid) = error.downcast_ref::<InvalidInput>() {
+        for diagnostic in invalid.diagnostics.iter() {
+            eprintln!("{diagnostic}");
+        }
+        eprintln!("error: {}", invalid.summary);
+        return ExitCode::from(2);
+    }
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("Caused by: {cause}");
+    }
+    ExitCode::from(1)
+}

@@ -1,0 +1,231 @@
+//! `letterpress check` end to end: what an editor sees for good and broken files.
+
+mod common;
+
+use common::{SMALL_ISSUE, TestWorkspace};
+
+#[test]
+fn the_example_workspace_passes_with_a_line_per_file() {
+    let workspace = TestWorkspace::example();
+    let run = workspace.run(&["check"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "newsletter.yaml           ok\n\
+         subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed\n\
+         issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML 25.2 KB\n\
+         check passed\n"
+    );
+}
+
+#[test]
+fn every_problem_in_a_broken_issue_is_reported_with_file_line_column_and_field() {
+    let workspace = TestWorkspace::example();
+    workspace.write(
+        "issues/2021-08-30.yaml",
+        r#"number: two
+date: 2021-08-30
+status: sent
+subject: "Line one\r\nBcc: everyone@example.com"
+sections:
+  - heading: News
+    articles:
+      - title: Good story
+        url: https://news.example.com/good
+        excerpt: Fine.
+      - titel: Typo in a key
+        url: https://news.example.com/typo
+        excerpt: Fine.
+      - title: Hostile link
+        url: javascript:alert(document.cookie)
+        excerpt: "Click [here](javascript:alert(1))."
+        image:
+          src: /relative.png
+          width: 600
+          height: 300
+"#,
+    );
+    let run = workspace.run(&["check", "issues/2021-08-30.yaml"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "issues/2021-08-30.yaml:1:1: warning: preheader: missing; without it inboxes preview the first words of the email instead\n\
+         issues/2021-08-30.yaml:1:9: number: expected a whole number, found `two`\n\
+         issues/2021-08-30.yaml:3:9: status: `sent` is not a status; use `draft` or `ready`\n\
+         issues/2021-08-30.yaml:4:10: subject: must be one line (found a line break)\n\
+         issues/2021-08-30.yaml:11:9: sections[0].articles[1].title: required field is missing\n\
+         issues/2021-08-30.yaml:11:9: sections[0].articles[1].titel: unknown field; did you mean `title`?\n\
+         issues/2021-08-30.yaml:15:14: sections[0].articles[2].url: `javascript:alert(document.cookie)` must be an http(s) URL, not `javascript:`\n\
+         issues/2021-08-30.yaml:16:18: sections[0].articles[2].excerpt: link `javascript:alert(1)` must be an absolute http(s) or mailto URL\n\
+         issues/2021-08-30.yaml:18:11: sections[0].articles[2].image.alt: required field is missing\n\
+         issues/2021-08-30.yaml:18:16: sections[0].articles[2].image.src: `/relative.png` is not an absolute URL; write it in full, starting with https://\n\
+         \n\
+         newsletter.yaml           ok\n\
+         subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed\n\
+         issues/2021-08-30.yaml    9 errors\n\
+         check failed: 9 errors, 1 warning\n"
+    );
+}
+
+#[test]
+fn malformed_yaml_points_at_where_the_parser_stopped() {
+    let workspace = TestWorkspace::example();
+    workspace.write(
+        "issues/2021-08-30.yaml",
+        "date: 2021-08-30\nsubject: [unclosed\nsections: []\n",
+    );
+    let run = workspace.run(&["check", "2021-08-30"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stdout.starts_with("issues/2021-08-30.yaml:3:9: "),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn subscriber_problems_name_the_entry() {
+    let workspace = TestWorkspace::example();
+    workspace.write(
+        "subscribers.example.yaml",
+        "- email: ada@example.com\n- email: not-an-address\n- email: Ada@Example.com\n- email: eve@example.com\n  name: \"Eve\\nBcc: everyone@example.com\"\n- email: bob@example.com\n  stauts: active\n",
+    );
+    let run = workspace.run(&["check"]);
+    assert_eq!(run.status, 1);
+    assert_eq!(
+        run.stdout.lines().take(4).collect::<Vec<_>>(),
+        [
+            "subscribers.example.yaml:2:10: [1].email: `not-an-address` is not a valid email address",
+            "subscribers.example.yaml:3:10: [2].email: `Ada@Example.com` is already on the list as [0] (line 1); addresses are compared without case",
+            "subscribers.example.yaml:5:9: [3].name: the name must be one line (found a line break)",
+            "subscribers.example.yaml:7:3: [4].stauts: unknown field; did you mean `status`?",
+        ]
+    );
+}
+
+#[test]
+fn settings_problems_stop_nothing_else_from_being_checked() {
+    let workspace = TestWorkspace::example();
+    workspace.replace(
+        "newsletter.yaml",
+        "timezone: America/Toronto",
+        "timezone: America/Springfield",
+    );
+    workspace.replace(
+        "newsletter.yaml",
+        "name: Global AI Weekly",
+        "name: Global AI Weekly\ncolour: blue",
+    );
+    let run = workspace.run(&["check"]);
+    assert_eq!(run.status, 1);
+    let errors: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("newsletter.yaml:"))
+        .collect();
+    assert_eq!(errors.len(), 2, "{}", run.stdout);
+    assert_eq!(
+        errors[0],
+        "newsletter.yaml:6:1: colour: unknown field; expected one of: name, from, reply_to, postal_address, site_url, language, subscribers, theme, schedule, delivery, test_recipients"
+    );
+    assert!(
+        errors[1]
+            .contains(":26:13: schedule.timezone: `America/Springfield` is not an IANA time zone"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        run.stdout.contains("issues/2021-08-23.yaml  ok  ready"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn warnings_are_printed_but_the_check_passes() {
+    let workspace = TestWorkspace::example();
+    let long_subject =
+        "A subject line that goes on and on well past what any inbox will show in its list";
+    let issue = SMALL_ISSUE
+        .replace("status: ready", "status: draft")
+        .replace(
+            "subject: \"Small issue\"",
+            &format!("subject: \"{long_subject}\""),
+        )
+        .replace("preheader: \"A short preview line\"\n", "");
+    workspace.write(
+        "issues/2021-08-09.yaml",
+        &issue.replace("2021-08-30", "2021-08-09"),
+    );
+    let run = workspace.run(&["check", "issues/2021-08-09.yaml"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        run.stdout.lines().take(3).collect::<Vec<_>>(),
+        [
+            "issues/2021-08-09.yaml:1:1: warning: preheader: missing; without it inboxes preview the first words of the email instead",
+            "issues/2021-08-09.yaml:3:9: warning: status: the issue is dated 2021-08-09, in the past, but is still a draft: it will never be sent; set `status: ready` and a new date, or delete it",
+            "issues/2021-08-09.yaml:4:10: warning: subject: 81 characters; inboxes cut subjects after about 78",
+        ]
+    );
+    assert!(
+        run.stdout.ends_with("check passed with 3 warnings\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_issue_too_big_for_gmail_is_a_warning() {
+    let workspace = TestWorkspace::example();
+    let mut issue = SMALL_ISSUE.to_string();
+    for index in 0..120 {
+        issue.push_str(&format!(
+            "      - title: Story {index}\n        url: https://news.example.com/{index}\n        excerpt: {}\n",
+            "Many words about this story. ".repeat(25)
+        ));
+    }
+    workspace.write("issues/2021-08-30.yaml", &issue);
+    let run = workspace.run(&["check", "2021-08-30"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .starts_with("issues/2021-08-30.yaml: warning: the HTML is "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Gmail clips emails over 102.0 KB"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_missing_file_and_a_usage_error_have_their_own_exit_codes() {
+    let workspace = TestWorkspace::example();
+    let run = workspace.run(&["check", "issues/nope.yaml"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stdout.starts_with("issues/nope.yaml: file not found\n"),
+        "{}",
+        run.stdout
+    );
+    let run = workspace.run(&["check", "--frobnicate"]);
+    assert_eq!(run.status, 2);
+    assert!(
+        run.stderr.contains("unexpected argument '--frobnicate'"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_empty_folder_says_what_is_missing() {
+    let workspace = TestWorkspace::empty();
+    let run = workspace.run(&["check"]);
+    assert_eq!(run.status, 1);
+    assert_eq!(
+        run.stdout,
+        "newsletter.yaml: file not found\n\nnewsletter.yaml  1 error\n(no issues yet: `letterpress new` starts one)\ncheck failed: 1 error\n"
+    );
+}
