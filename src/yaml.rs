@@ -178,7 +178,7 @@ impl<'a> EventReader<'a> {
             Ok((event, marker)) => Ok((event, Mark::from_marker(&marker))),
             Err(error) => Err(SyntaxError::new(
                 Mark::from_marker(error.marker()),
-                error.info().to_string(),
+                format!("invalid YAML: {}", error.info()),
             )),
         }
     }

@@ -77,7 +77,9 @@ fn malformed_yaml_points_at_where_the_parser_stopped() {
     let run = workspace.run(&["check", "2021-08-30"]);
     assert_eq!(run.status, 1);
     assert!(
-        run.stdout.starts_with("issues/2021-08-30.yaml:3:9: "),
+        run.stdout.starts_with(
+            "issues/2021-08-30.yaml:3:9: invalid YAML: illegal placement of ':' indicator\n"
+        ),
         "{}",
         run.stdout
     );
