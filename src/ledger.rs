@@ -1,0 +1,579 @@
+//! The delivery ledger: what was sent to whom, in SQLite. The single source of truth for
+//! resuming a send and for `status`.
+//!
+//! Schema (version 1; `PRAGMA user_version` holds the version, `migrate` moves it forward):
+//!
+//! ```sql
+//! deliveries  (issue, email, address, position, state, attempts, last_reply, message_id,
+//!              created_at, updated_at, sent_at)      -- one row per issue and recipient
+//!   state: pending | sending | sent | deferred | failed | skipped
+//! suppressions (email, source, reason, created_at)   -- never mail these addresses
+//! test_sends  (id, issue, email, outcome, reply, sent_at)  -- test emails, never deliveries
+//! ```
+//!
+//! `email` is the address compared without case; `address` is as written in the list. Times
+//! are RFC 3339 UTC. A row is `sending` from just before its message is handed to the relay
+//! until the relay's answer is recorded; a `sending` row found while no send of its issue is
+//! running is *uncertain*: its message may or may not have arrived.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub const LEDGER_FILE: &str = "ledger.sqlite3";
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Pending,
+    Sending,
+    Sent,
+    Deferred,
+    Failed,
+    /// On the list when the send began, no longer active or suppressed when their turn came.
+    Skipped,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Deferred => "deferred",
+            State::Failed => "failed",
+            State::Skipped => "skipped",
+        }
+    }
+
+    fn parse(text: &str) -> rusqlite::Result<State> {
+        Ok(match text {
+            "pending" => State::Pending,
+            "sending" => State::Sending,
+            "sent" => State::Sent,
+            "deferred" => State::Deferred,
+            "failed" => State::Failed,
+            "skipped" => State::Skipped,
+            other => {
+                return Err(rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    format!("unknown delivery state `{other}`").into(),
+                ));
+            }
+        })
+    }
+}
+
+/// A recipient of an issue as the ledger knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub email: String,
+    pub address: String,
+    pub state: State,
+    pub attempts: u32,
+    pub last_reply: Option<String>,
+}
+
+/// The outcome of one attempt, to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub email: String,
+    pub state: State,
+    pub reply: Option<String>,
+}
+
+/// How many recipients of an issue are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub pending: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.pending + self.sending + self.sent + self.deferred + self.failed + self.skipped
+    }
+}
+
+pub struct Ledger {
+    connection: Connection,
+}
+
+fn timestamp(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Ledger {
+    /// Opens (creating and migrating as needed) the ledger at `path`.
+    pub fn open(path: &Path) -> rusqlite::Result<Ledger> {
+        let connection = Connection::open(path)?;
+        // WAL lets `status` and `serve` read while a send writes. FULL makes every commit
+        // durable against power loss, not just a crash: a recipient marked `sending` must
+        // still be marked after the machine comes back.
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mut ledger = Ledger { connection };
+        ledger.migrate()?;
+        Ok(ledger)
+    }
+
+    fn migrate(&mut self) -> rusqlite::Result<()> {
+        let version: i64 = self
+            .connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "the ledger has schema version {version}, newer than this letterpress knows ({SCHEMA_VERSION}); upgrade letterpress"
+            )));
+        }
+        let transaction = self.connection.transaction()?;
+        if version < 1 {
+            transaction.execute_batch(
+                "CREATE TABLE deliveries (
+                    issue TEXT NOT NULL,
+                    email TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending','sending','sent','deferred','failed','skipped')),
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_reply TEXT,
+                    message_id TEXT,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    sent_at TEXT,
+                    PRIMARY KEY (issue, email)
+                ) WITHOUT ROWID;
+                CREATE INDEX deliveries_by_state ON deliveries (issue, state);
+                CREATE TABLE suppressions (
+                    email TEXT PRIMARY KEY,
+                    source TEXT NOT NULL,
+                    reason TEXT,
+                    created_at TEXT NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE test_sends (
+                    id INTEGER PRIMARY KEY,
+                    issue TEXT NOT NULL,
+                    email TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    reply TEXT,
+                    sent_at TEXT NOT NULL
+                );",
+            )?;
+        }
+        transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        transaction.commit()
+    }
+
+    /// Brings the issue's rows in line with who should get it now: new recipients become
+    /// `pending`; pending or deferred ones who are no longer wanted become `skipped`, and
+    /// skipped ones who are wanted again go back to `pending`. Sent, failed and in-flight
+    /// rows never change here. Returns how many rows were added.
+    pub fn enqueue<'a>(
+        &mut self,
+        issue: &str,
+        recipients: impl IntoIterator<Item = (&'a str, &'a str)>,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<usize> {
+        let now = timestamp(now);
+        let existing: HashMap<String, State> = self.states(issue)?;
+        let transaction = self.connection.transaction()?;
+        let mut added = 0;
+        let mut wanted = HashSet::new();
+        // New recipients go after everyone already queued, in list order.
+        let mut position: i64 = transaction.query_row(
+            "SELECT COALESCE(MAX(position), -1) + 1 FROM deliveries WHERE issue = ?1",
+            [issue],
+            |row| row.get(0),
+        )?;
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO deliveries (issue, email, address, position, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+            )?;
+            let mut set_state = transaction.prepare_cached(
+                "UPDATE deliveries SET state = ?3, last_reply = ?4, updated_at = ?5
+                 WHERE issue = ?1 AND email = ?2",
+            )?;
+            for (email, address) in recipients {
+                wanted.insert(email);
+                match existing.get(email) {
+                    None => {
+                        insert.execute(params![issue, email, address, position, now])?;
+                        position += 1;
+                        added += 1;
+                    }
+                    Some(State::Skipped) => {
+                        set_state.execute(params![issue, email, "pending", None::<String>, now])?;
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (email, state) in &existing {
+                if matches!(state, State::Pending | State::Deferred)
+                    && !wanted.contains(email.as_str())
+                {
+                    set_state.execute(params![
+                        issue,
+                        email,
+                        "skipped",
+                        "no longer an active subscriber",
+                        now
+                    ])?;
+                }
+            }
+        }
+        transaction.commit()?;
+        Ok(added)
+    }
+
+    fn states(&self, issue: &str) -> rusqlite::Result<HashMap<String, State>> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT email, state FROM deliveries WHERE issue = ?1")?;
+        let rows = statement.query_map([issue], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                State::parse(&row.get::<_, String>(1)?)?,
+            ))
+        })?;
+        rows.collect()
+    }
+
+    /// The rows a send should work on: pending first, then deferred, each in list order.
+    pub fn sendable(&self, issue: &str) -> rusqlite::Result<Vec<Row>> {
+        self.rows_where(
+            issue,
+            "state IN ('pending', 'deferred') ORDER BY state = 'deferred', position",
+        )
+    }
+
+    pub fn rows_in(&self, issue: &str, state: State) -> rusqlite::Result<Vec<Row>> {
+        self.rows_where(
+            issue,
+            &format!("state = '{}' ORDER BY position", state.as_str()),
+        )
+    }
+
+    fn rows_where(&self, issue: &str, condition: &str) -> rusqlite::Result<Vec<Row>> {
+        let mut statement = self.connection.prepare(&format!(
+            "SELECT email, address, state, attempts, last_reply FROM deliveries
+             WHERE issue = ?1 AND {condition}"
+        ))?;
+        let rows = statement.query_map([issue], row_from_sql)?;
+        rows.collect()
+    }
+
+    /// Marks recipients in flight, durably, before their messages go to the relay.
+    pub fn mark_sending(
+        &mut self,
+        issue: &str,
+        claims: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        let now = timestamp(now);
+        let transaction = self.connection.transaction()?;
+        {
+            let mut update = transaction.prepare_cached(
+                "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
+                    message_id = ?3, updated_at = ?4
+                 WHERE issue = ?1 AND email = ?2 AND state IN ('pending', 'deferred')",
+            )?;
+            for (email, message_id) in claims {
+                let changed = update.execute(params![issue, email, message_id, now])?;
+                if changed != 1 {
+                    // Only this process may move a row out of pending or deferred (it holds
+                    // the issue's lock), so anything else is a bug worth stopping for.
+                    return Err(rusqlite::Error::StatementChangedRows(changed));
+                }
+            }
+        }
+        transaction.commit()
+    }
+
+    /// Records the relay's answers, in one transaction.
+    pub fn record(
+        &mut self,
+        issue: &str,
+        outcomes: &[Outcome],
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        let now = timestamp(now);
+        let transaction = self.connection.transaction()?;
+        {
+            let mut update = transaction.prepare_cached(
+                "UPDATE deliveries SET state = ?3, last_reply = ?4, updated_at = ?5,
+                    sent_at = CASE WHEN ?3 = 'sent' THEN ?5 ELSE sent_at END
+                 WHERE issue = ?1 AND email = ?2",
+            )?;
+            for outcome in outcomes {
+                update.execute(params![
+                    issue,
+                    outcome.email,
+                    outcome.state.as_str(),
+                    outcome.reply,
+                    now
+                ])?;
+            }
+        }
+        transaction.commit()
+    }
+
+    /// Puts uncertain recipients (left `sending` by a run that died) back in the queue.
+    pub fn requeue_uncertain(
+        &mut self,
+        issue: &str,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<usize> {
+        self.connection.execute(
+            "UPDATE deliveries SET state = 'pending', updated_at = ?2,
+                last_reply = 'uncertain after an interrupted send; sent again on request'
+             WHERE issue = ?1 AND state = 'sending'",
+            params![issue, timestamp(now)],
+        )
+    }
+
+    pub fn counts(&self, issue: &str) -> rusqlite::Result<Counts> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT state, COUNT(*) FROM deliveries WHERE issue = ?1 GROUP BY state",
+        )?;
+        let mut counts = Counts::default();
+        let rows = statement.query_map([issue], |row| {
+            Ok((
+                State::parse(&row.get::<_, String>(0)?)?,
+                row.get::<_, i64>(1)? as u64,
+            ))
+        })?;
+        for row in rows {
+            let (state, count) = row?;
+            *match state {
+                State::Pending => &mut counts.pending,
+                State::Sending => &mut counts.sending,
+                State::Sent => &mut counts.sent,
+                State::Deferred => &mut counts.deferred,
+                State::Failed => &mut counts.failed,
+                State::Skipped => &mut counts.skipped,
+            } += count;
+        }
+        Ok(counts)
+    }
+
+    /// Every issue the ledger has rows for, oldest first.
+    pub fn issues(&self) -> rusqlite::Result<Vec<String>> {
+        let mut statement = self.connection.prepare(
+            "SELECT issue FROM deliveries GROUP BY issue ORDER BY MIN(created_at), issue",
+        )?;
+        let rows = statement.query_map([], |row| row.get(0))?;
+        rows.collect()
+    }
+
+    pub fn suppressed(&self) -> rusqlite::Result<HashSet<String>> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT email FROM suppressions")?;
+        let rows = statement.query_map([], |row| row.get(0))?;
+        rows.collect()
+    }
+
+    /// Adds an address to the suppression list; returns false if it was already there.
+    pub fn suppress(
+        &mut self,
+        email: &str,
+        source: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<bool> {
+        let changed = self.connection.execute(
+            "INSERT OR IGNORE INTO suppressions (email, source, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![email, source, reason, timestamp(now)],
+        )?;
+        Ok(changed == 1)
+    }
+
+    pub fn log_test_send(
+        &mut self,
+        issue: &str,
+        email: &str,
+        outcome: &str,
+        reply: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        self.connection.execute(
+            "INSERT INTO test_sends (issue, email, outcome, reply, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![issue, email, outcome, reply, timestamp(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn test_send_count(&self, issue: &str) -> rusqlite::Result<u64> {
+        self.connection.query_row(
+            "SELECT COUNT(*) FROM test_sends WHERE issue = ?1",
+            [issue],
+            |row| row.get::<_, i64>(0).map(|count| count as u64),
+        )
+    }
+
+    /// One recipient's row, for tests and `status`.
+    pub fn row(&self, issue: &str, email: &str) -> rusqlite::Result<Option<Row>> {
+        self.connection
+            .query_row(
+                "SELECT email, address, state, attempts, last_reply FROM deliveries
+                 WHERE issue = ?1 AND email = ?2",
+                [issue, email],
+                row_from_sql,
+            )
+            .optional()
+    }
+}
+
+fn row_from_sql(row: &rusqlite::Row) -> rusqlite::Result<Row> {
+    Ok(Row {
+        email: row.get(0)?,
+        address: row.get(1)?,
+        state: State::parse(&row.get::<_, String>(2)?)?,
+        attempts: row.get(3)?,
+        last_reply: row.get(4)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2021-08-23T13:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn open() -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join(LEDGER_FILE)).unwrap();
+        (dir, ledger)
+    }
+
+    fn state(ledger: &Ledger, email: &str) -> State {
+        ledger.row("i", email).unwrap().unwrap().state
+    }
+
+    #[test]
+    fn enqueue_adds_new_recipients_once_in_list_order() {
+        let (_dir, mut ledger) = open();
+        let added = ledger
+            .enqueue(
+                "i",
+                [
+                    ("b@x.example", "B@x.example"),
+                    ("a@x.example", "a@x.example"),
+                ],
+                now(),
+            )
+            .unwrap();
+        assert_eq!(added, 2);
+        let again = [
+            ("b@x.example", "B@x.example"),
+            ("a@x.example", "a@x.example"),
+        ];
+        assert_eq!(ledger.enqueue("i", again, now()).unwrap(), 0);
+        let order: Vec<String> = ledger
+            .sendable("i")
+            .unwrap()
+            .into_iter()
+            .map(|row| row.address)
+            .collect();
+        assert_eq!(order, ["B@x.example", "a@x.example"]);
+    }
+
+    #[test]
+    fn recipients_who_leave_before_their_turn_are_skipped_and_come_back_if_they_return() {
+        let (_dir, mut ledger) = open();
+        ledger
+            .enqueue("i", [("a@x", "a@x"), ("b@x", "b@x")], now())
+            .unwrap();
+        ledger.enqueue("i", [("a@x", "a@x")], now()).unwrap();
+        assert_eq!(state(&ledger, "b@x"), State::Skipped);
+        assert_eq!(ledger.sendable("i").unwrap().len(), 1);
+        ledger
+            .enqueue("i", [("a@x", "a@x"), ("b@x", "b@x")], now())
+            .unwrap();
+        assert_eq!(state(&ledger, "b@x"), State::Pending);
+    }
+
+    #[test]
+    fn claims_count_attempts_and_results_are_recorded() {
+        let (_dir, mut ledger) = open();
+        ledger
+            .enqueue("i", [("a@x", "a@x"), ("b@x", "b@x")], now())
+            .unwrap();
+        ledger
+            .mark_sending(
+                "i",
+                &[
+                    ("a@x".into(), "<m1@x>".into()),
+                    ("b@x".into(), "<m2@x>".into()),
+                ],
+                now(),
+            )
+            .unwrap();
+        assert_eq!(ledger.counts("i").unwrap().sending, 2);
+        ledger
+            .record(
+                "i",
+                &[
+                    Outcome {
+                        email: "a@x".into(),
+                        state: State::Sent,
+                        reply: Some("250 ok".into()),
+                    },
+                    Outcome {
+                        email: "b@x".into(),
+                        state: State::Deferred,
+                        reply: Some("451 later".into()),
+                    },
+                ],
+                now(),
+            )
+            .unwrap();
+        let b = ledger.row("i", "b@x").unwrap().unwrap();
+        assert_eq!(
+            (b.state, b.attempts, b.last_reply.as_deref()),
+            (State::Deferred, 1, Some("451 later"))
+        );
+        // A sent recipient can never be claimed again.
+        assert!(
+            ledger
+                .mark_sending("i", &[("a@x".into(), "<m1@x>".into())], now())
+                .is_err()
+        );
+        assert_eq!(state(&ledger, "a@x"), State::Sent);
+    }
+
+    #[test]
+    fn reopening_keeps_everything_and_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        {
+            let mut ledger = Ledger::open(&path).unwrap();
+            ledger.enqueue("i", [("a@x", "a@x")], now()).unwrap();
+            ledger
+                .suppress("z@x", "unsubscribe link", None, now())
+                .unwrap();
+        }
+        let ledger = Ledger::open(&path).unwrap();
+        assert_eq!(ledger.counts("i").unwrap().pending, 1);
+        assert!(ledger.suppressed().unwrap().contains("z@x"));
+        let version: i64 = ledger
+            .connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+}
