@@ -52,6 +52,8 @@ pub struct Delivery {
     pub rate_per_second: Option<f64>,
     /// Attempts per recipient in one run before a transient failure is left deferred.
     pub max_attempts: u32,
+    /// The longest one message may take to hand over, from connecting to the relay's answer.
+    pub timeout_seconds: u32,
 }
 
 impl Default for Delivery {
@@ -60,6 +62,7 @@ impl Default for Delivery {
             concurrency: 4,
             rate_per_second: None,
             max_attempts: 5,
+            timeout_seconds: 60,
         }
     }
 }
@@ -206,11 +209,15 @@ fn decode_delivery(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Opti
     let max_attempts = decoder.optional(&mut fields, path, "max_attempts", |text| {
         parse_whole_number(text, 1, 20)
     });
+    let timeout_seconds = decoder.optional(&mut fields, path, "timeout_seconds", |text| {
+        parse_whole_number(text, 1, 600)
+    });
     fields.finish(decoder, path);
     Some(Delivery {
         concurrency: concurrency.ok()?.unwrap_or(defaults.concurrency),
         rate_per_second: rate_per_second.ok()?,
         max_attempts: max_attempts.ok()?.unwrap_or(defaults.max_attempts),
+        timeout_seconds: timeout_seconds.ok()?.unwrap_or(defaults.timeout_seconds),
     })
 }
 
