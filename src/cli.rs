@@ -17,7 +17,10 @@ with a plain-text part, and sends it.",
     after_help = "A week with letterpress:\n  \
 letterpress new                            start next week's issue from a skeleton\n  \
 letterpress check                          every problem, as file:line:col: field: message\n  \
-letterpress render issues/2021-08-23.yaml  write the HTML, the text and a sample .eml to out/\n\n\
+letterpress render issues/2021-08-23.yaml  write the HTML, the text and a sample .eml to out/\n  \
+letterpress test 2021-08-23 --to me@example.com   a test in your own inbox\n  \
+letterpress send 2021-08-23                send to every active subscriber, once each\n  \
+letterpress status 2021-08-23              sent, failed, deferred, uncertain\n\n\
 Exit status: 0 ok, 1 problems found or the work failed, 2 bad usage or invalid input."
 )]
 pub struct Cli {
@@ -79,6 +82,68 @@ active subscriber would receive it. Open the .eml in a mail client to see it as 
         /// Where to write the files.
         #[arg(long, value_name = "DIR", default_value = "out")]
         out: PathBuf,
+    },
+
+    /// Send the issue to yourself, marked as a test.
+    #[command(
+        long_about = "Send the issue to yourself, marked as a test.\n\n\
+The subject starts with [TEST]. It goes only to the --to addresses, or to test_recipients in \
+newsletter.yaml. Drafts can be tested. Tests are logged in the ledger but never count as \
+deliveries.",
+        after_help = "Examples:\n  letterpress test issues/2021-08-23.yaml --to me@example.com\n  \
+LETTERPRESS_SMTP_URL=smtps://user:pass@smtp.example.com:465 letterpress test 2021-08-23"
+    )]
+    Test {
+        /// The issue file, or its name (2021-08-23).
+        #[arg(value_name = "ISSUE")]
+        issue: String,
+        /// Who gets the test (repeatable); test_recipients from newsletter.yaml by default.
+        #[arg(long, value_name = "ADDRESS")]
+        to: Vec<String>,
+    },
+
+    /// Deliver the issue to every active subscriber, exactly once each.
+    #[command(
+        long_about = "Deliver the issue to every active subscriber, exactly once each.\n\n\
+Every recipient's outcome is kept in the ledger (.letterpress/ledger.sqlite3), so running send \
+again after a crash, Ctrl-C or a relay outage sends only to those who have not got it yet. \
+Temporary failures (4xx, timeouts, dropped connections) are retried with backoff and left \
+deferred for the next run; permanent ones (5xx) are recorded and never retried. Recipients in \
+flight when a send died are uncertain and are not sent again unless you ask.\n\n\
+Without LETTERPRESS_SMTP_URL the messages are written to .letterpress/outbox/<issue>/.",
+        after_help = "Examples:\n  letterpress send issues/2021-08-23.yaml\n  letterpress send 2021-08-23 --yes\n  \
+letterpress send 2021-08-23 --dry-run\n  \
+LETTERPRESS_SMTP_URL='smtp://relay.internal:587?tls=required' letterpress send 2021-08-23\n\n\
+Environment:\n  LETTERPRESS_SMTP_URL   smtp://host:port, smtp://host:587?tls=required or smtps://user:pass@host:465\n  \
+LETTERPRESS_SECRET     signs unsubscribe links (else generated into .letterpress/secret)\n\n\
+Exit status: 0 everyone has it, 1 some failed, stayed deferred or are uncertain, 2 invalid input, 130 interrupted."
+    )]
+    Send {
+        /// The issue file, or its name (2021-08-23).
+        #[arg(value_name = "ISSUE")]
+        issue: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Build every message and report counts and sizes; send nothing, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also send to recipients left uncertain by an interrupted send (they may get it twice).
+        #[arg(long)]
+        resend_uncertain: bool,
+    },
+
+    /// What was sent, failed, deferred or left uncertain.
+    #[command(
+        after_help = "Examples:\n  letterpress status 2021-08-23\n  letterpress status 2021-08-23 --json"
+    )]
+    Status {
+        /// The issue file or name; every issue in the ledger when omitted.
+        #[arg(value_name = "ISSUE")]
+        issue: Option<String>,
+        /// One JSON object (pending, sent, deferred, failed, uncertain, ... and the problems).
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -1,7 +1,7 @@
 //! Where "now" comes from. Everything that depends on the time takes a `Clock`, so tests can
 //! fix it or run weeks of schedule in milliseconds.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -44,13 +44,13 @@ impl Clock for FixedClock {
 }
 
 /// The system clock, unless `LETTERPRESS_NOW` fixes it.
-pub fn from_env() -> Result<Box<dyn Clock>, String> {
+pub fn from_env() -> Result<Arc<dyn Clock>, String> {
     match std::env::var(NOW_ENV) {
         Ok(value) => DateTime::parse_from_rfc3339(&value)
-            .map(|now| Box::new(FixedClock::new(now.with_timezone(&Utc))) as Box<dyn Clock>)
+            .map(|now| Arc::new(FixedClock::new(now.with_timezone(&Utc))) as Arc<dyn Clock>)
             .map_err(|_| {
                 format!("{NOW_ENV}=`{value}` is not an RFC 3339 time like 2021-08-23T13:00:00Z")
             }),
-        Err(_) => Ok(Box::new(SystemClock)),
+        Err(_) => Ok(Arc::new(SystemClock)),
     }
 }

@@ -23,6 +23,22 @@ fn main() -> ExitCode {
         Command::New { date } => cmd::new::run(&context, *date),
         Command::Check { issues } => cmd::check::run(&context, issues),
         Command::Render { issue, out } => cmd::render::run(&context, issue, out),
+        Command::Test { issue, to } => cmd::test::run(&context, issue, to),
+        Command::Send {
+            issue,
+            yes,
+            dry_run,
+            resend_uncertain,
+        } => cmd::send::run(
+            &context,
+            cmd::send::SendArgs {
+                issue,
+                yes: *yes,
+                dry_run: *dry_run,
+                resend_uncertain: *resend_uncertain,
+            },
+        ),
+        Command::Status { issue, json } => cmd::status::run(&context, issue.as_deref(), *json),
     };
     result.unwrap_or_else(report)
 }

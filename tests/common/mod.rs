@@ -62,7 +62,12 @@ impl TestWorkspace {
 
     /// The binary, run in this workspace, with no LETTERPRESS_* variables from outside.
     pub fn command(&self) -> Command {
-        let mut command = Command::cargo_bin("letterpress").unwrap();
+        Command::from_std(self.std_command())
+    }
+
+    /// The same, as a plain `std` command, for tests that start it and signal it.
+    pub fn std_command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("letterpress"));
         command.current_dir(self.root());
         for (name, _) in std::env::vars() {
             if name.starts_with("LETTERPRESS_") {
@@ -127,3 +132,60 @@ sections:
         excerpt: |
           The first excerpt, with a [link](https://news.example.com/more).
 "#;
+
+/// The example newsletter's `delivery:` block, for tests that replace it.
+pub const EXAMPLE_DELIVERY: &str = "delivery:
+  # Number of messages sent in parallel.
+  concurrency: 4
+  # Maximum messages per second, across all workers.
+  rate_per_second: 50
+  # Attempts per recipient before giving up on a temporary failure.
+  max_attempts: 5
+";
+
+/// A fixed secret, so tokens and Message-IDs are the same from run to run.
+pub const SECRET: &str = "a test secret that is long enough to be accepted";
+
+impl TestWorkspace {
+    /// The example workspace with its own subscriber list and delivery settings.
+    pub fn for_delivery(subscribers: &str, delivery: &str) -> Self {
+        let workspace = TestWorkspace::example();
+        workspace.write("subscribers.example.yaml", subscribers);
+        workspace.replace("newsletter.yaml", EXAMPLE_DELIVERY, delivery);
+        workspace
+    }
+
+    /// The binary, sending through `smtp_url`.
+    pub fn sender(&self, smtp_url: &str) -> Command {
+        Command::from_std(self.std_sender(smtp_url))
+    }
+
+    pub fn std_sender(&self, smtp_url: &str) -> std::process::Command {
+        let mut command = self.std_command();
+        command.env("LETTERPRESS_SMTP_URL", smtp_url);
+        command.env("LETTERPRESS_SECRET", SECRET);
+        command
+    }
+
+    pub fn send(&self, smtp_url: &str, args: &[&str]) -> Run {
+        Run::from(
+            self.sender(smtp_url)
+                .arg("send")
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    }
+
+    pub fn ledger(&self) -> letterpress::ledger::Ledger {
+        std::fs::create_dir_all(self.path(".letterpress")).unwrap();
+        letterpress::ledger::Ledger::open(&self.path(".letterpress/ledger.sqlite3")).unwrap()
+    }
+}
+
+/// `count` subscribers named `Reader N` at `readerN@example.com`.
+pub fn numbered_subscribers(count: usize) -> String {
+    (0..count)
+        .map(|index| format!("- email: reader{index}@example.com\n  name: Reader {index}\n"))
+        .collect()
+}
