@@ -4,6 +4,7 @@ pub mod cmd;
 pub mod decode;
 pub mod delivery;
 pub mod diagnostic;
+pub mod edition;
 pub mod ledger;
 pub mod message;
 pub mod model;

@@ -187,6 +187,25 @@ impl Workspace {
         Loaded::new(value, diagnostics)
     }
 
+    /// The delivery ledger, created on first use.
+    pub fn open_ledger(&self) -> anyhow::Result<crate::ledger::Ledger> {
+        use anyhow::Context as _;
+        let dir = self.state_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let path = dir.join(crate::ledger::LEDGER_FILE);
+        crate::ledger::Ledger::open(&path)
+            .with_context(|| format!("cannot open the ledger `{}`", self.display(&path)))
+    }
+
+    /// The secret behind unsubscribe links: `LETTERPRESS_SECRET`, or `.letterpress/secret`.
+    pub fn secret(&self) -> Result<crate::secret::Secret, crate::secret::SecretError> {
+        crate::secret::Secret::load(
+            std::env::var(crate::secret::SECRET_ENV).ok().as_deref(),
+            &self.state_dir(),
+        )
+    }
+
     pub fn load_theme(&self, newsletter: &Newsletter) -> Loaded<Theme> {
         match Theme::load(&self.root, &newsletter.theme) {
             Ok(theme) => Loaded::new(Some(theme), Diagnostics::default()),

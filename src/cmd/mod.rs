@@ -37,18 +37,18 @@ pub fn require<T>(loaded: Loaded<T>, what: &str) -> Result<T, InvalidInput> {
             }
             Ok(value)
         }
-        None => Err(InvalidInput {
-            summary: format!(
-                "{what}: {} error{}; `letterpress check` shows every problem",
-                loaded.diagnostics.error_count(),
-                if loaded.diagnostics.error_count() == 1 {
-                    ""
-                } else {
-                    "s"
-                }
-            ),
-            diagnostics: loaded.diagnostics,
-        }),
+        None => Err(invalid(what, loaded.diagnostics)),
+    }
+}
+
+fn invalid(what: &str, diagnostics: Diagnostics) -> InvalidInput {
+    let count = diagnostics.error_count();
+    InvalidInput {
+        summary: format!(
+            "{what}: {count} error{}; `letterpress check` shows every problem",
+            if count == 1 { "" } else { "s" }
+        ),
+        diagnostics,
     }
 }
 
@@ -71,92 +71,19 @@ pub fn human_size(bytes: usize) -> String {
     }
 }
 
-/// Everything a command needs to build an issue's messages, loaded and validated.
-pub struct Edition {
-    pub newsletter: crate::model::newsletter::Newsletter,
-    pub theme: crate::theme::Theme,
-    pub issue: crate::model::issue::Issue,
-    pub subscribers: Vec<crate::model::subscriber::Subscriber>,
-    /// The issue file as the user should see it.
-    pub issue_file: String,
-}
-
-impl Edition {
-    pub fn load(workspace: &Workspace, issue_argument: &str) -> Result<Edition, InvalidInput> {
-        let newsletter = require(
-            workspace.load_newsletter(),
-            crate::workspace::NEWSLETTER_FILE,
-        )?;
-        let theme = require(workspace.load_theme(&newsletter), "the theme")?;
-        let path = workspace.issue_path(issue_argument);
-        let issue_file = workspace.display(&path);
-        let issue = require(workspace.load_issue(&path), &issue_file)?;
-        let subscribers_file = workspace.display(&workspace.subscribers_path(&newsletter));
-        let subscribers = require(workspace.load_subscribers(&newsletter), &subscribers_file)?;
-        Ok(Edition {
-            newsletter,
-            theme,
-            issue,
-            subscribers,
-            issue_file,
-        })
-    }
-
-    pub fn render(
-        &self,
-        kind: crate::message::Kind,
-    ) -> anyhow::Result<crate::message::MessageTemplate> {
-        let rendered = crate::render::render(&self.newsletter, &self.issue, &self.theme)?;
-        Ok(crate::message::MessageTemplate::new(
-            &self.newsletter,
-            &self.issue,
-            &rendered,
-            &self.theme.texts,
-            kind,
-        ))
-    }
-}
-
-pub fn load_secret(workspace: &Workspace) -> anyhow::Result<crate::secret::Secret> {
-    Ok(crate::secret::Secret::load(
-        std::env::var(crate::secret::SECRET_ENV).ok().as_deref(),
-        &workspace.state_dir(),
-    )?)
-}
-
-pub fn open_ledger(workspace: &Workspace) -> anyhow::Result<crate::ledger::Ledger> {
-    use anyhow::Context as _;
-    let dir = workspace.state_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let path = dir.join(crate::ledger::LEDGER_FILE);
-    crate::ledger::Ledger::open(&path)
-        .with_context(|| format!("cannot open the ledger `{}`", workspace.display(&path)))
-}
-
-/// The relay named by `LETTERPRESS_SMTP_URL`, or else the outbox folder `outbox_dir` (relative
-/// to the state folder).
-pub fn transport(
+/// The edition for a command: warnings printed, errors as `InvalidInput`.
+pub fn load_edition(
     workspace: &Workspace,
-    delivery: &crate::model::newsletter::Delivery,
-    outbox_dir: &str,
-) -> anyhow::Result<crate::delivery::transport::Transport> {
-    use crate::delivery::smtp_url::{SMTP_URL_ENV, SmtpUrl};
-    use crate::delivery::transport::{Outbox, SmtpRelay, Transport};
-    match std::env::var(SMTP_URL_ENV) {
-        Ok(text) if !text.trim().is_empty() => {
-            let url = SmtpUrl::parse(&text)?;
-            let timeout = std::time::Duration::from_secs(u64::from(delivery.timeout_seconds));
-            Ok(Transport::Smtp(
-                SmtpRelay::new(url, timeout).map_err(anyhow::Error::msg)?,
-            ))
+    issue_argument: &str,
+) -> Result<crate::edition::Edition, InvalidInput> {
+    match crate::edition::Edition::load(workspace, issue_argument) {
+        Ok((edition, warnings)) => {
+            for warning in warnings.iter() {
+                eprintln!("{warning}");
+            }
+            Ok(edition)
         }
-        _ => {
-            let dir = workspace.state_dir().join("outbox").join(outbox_dir);
-            let display = workspace.display(&dir);
-            let outbox = Outbox::new(dir, display)
-                .map_err(|error| anyhow::anyhow!("cannot create the outbox folder: {error}"))?;
-            Ok(Transport::Outbox(outbox))
-        }
+        Err(error) => Err(invalid(&error.what, error.diagnostics)),
     }
 }
 

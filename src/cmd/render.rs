@@ -7,21 +7,15 @@ use anyhow::Context as _;
 
 use crate::message::{Kind, MessageTemplate, Recipient};
 use crate::render::template::SlotValues;
-use crate::secret::{SECRET_ENV, Secret};
 
-use super::{Context, human_size, require};
+use super::{Context, human_size};
 
 pub fn run(context: &Context, issue_argument: &str, out: &Path) -> anyhow::Result<ExitCode> {
     let workspace = &context.workspace;
-    let newsletter = require(
-        workspace.load_newsletter(),
-        crate::workspace::NEWSLETTER_FILE,
-    )?;
-    let theme = require(workspace.load_theme(&newsletter), "the theme")?;
-    let path = workspace.issue_path(issue_argument);
-    let issue = require(workspace.load_issue(&path), &workspace.display(&path))?;
-    let subscribers_path = workspace.display(&workspace.subscribers_path(&newsletter));
-    let subscribers = require(workspace.load_subscribers(&newsletter), &subscribers_path)?;
+    let edition = super::load_edition(workspace, issue_argument)?;
+    let (newsletter, theme, issue) = (&edition.newsletter, &edition.theme, &edition.issue);
+    let subscribers = &edition.subscribers;
+    let subscribers_path = workspace.display(&workspace.subscribers_path(newsletter));
 
     let (email, name) = match subscribers.iter().find(|subscriber| subscriber.is_active()) {
         Some(subscriber) => (
@@ -37,12 +31,9 @@ pub fn run(context: &Context, issue_argument: &str, out: &Path) -> anyhow::Resul
     };
     let recipient = Recipient { email, name };
 
-    let rendered = crate::render::render(&newsletter, &issue, &theme)?;
-    let secret = Secret::load(
-        std::env::var(SECRET_ENV).ok().as_deref(),
-        &workspace.state_dir(),
-    )?;
-    let template = MessageTemplate::new(&newsletter, &issue, &rendered, &theme.texts, Kind::Issue);
+    let rendered = crate::render::render(newsletter, issue, theme)?;
+    let secret = workspace.secret()?;
+    let template = MessageTemplate::new(newsletter, issue, &rendered, &theme.texts, Kind::Issue);
     let links = template.unsubscribe_links(&secret, email);
     let greeting = theme.texts.greeting_for(name);
     let values = SlotValues {
@@ -68,7 +59,7 @@ pub fn run(context: &Context, issue_argument: &str, out: &Path) -> anyhow::Resul
         ("email.txt", text.as_bytes()),
         ("sample.eml", &eml),
     ];
-    println!("Rendered {}: {}", workspace.display(&path), issue.subject);
+    println!("Rendered {}: {}", edition.issue_file, issue.subject);
     for (name, bytes) in files {
         let file = dir.join(name);
         std::fs::write(&file, bytes)

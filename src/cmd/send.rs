@@ -1,6 +1,6 @@
 //! `letterpress send`: the real thing, to every active subscriber, resumable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
-use crate::delivery::engine::{self, Job, Options, Plan, Progress, Stop, Tally};
-use crate::delivery::lock::IssueLock;
+use crate::delivery::PreparedSend;
+use crate::delivery::engine::{Progress, Stop, Tally};
+use crate::delivery::transport::Transport;
 use crate::ledger::State;
 use crate::message::{Kind, Recipient};
 use crate::model::issue::IssueStatus as Readiness;
-use crate::model::subscriber::Subscriber;
 
 use super::status::IssueStatus;
-use super::{Context, Edition, grouped, human_size};
+use super::{Context, grouped, human_size};
+use crate::edition::Edition;
 
 pub struct SendArgs<'a> {
     pub issue: &'a str,
@@ -31,7 +32,7 @@ const INTERRUPTED: u8 = 130;
 
 pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
     let workspace = &context.workspace;
-    let edition = Edition::load(workspace, args.issue)?;
+    let edition = super::load_edition(workspace, args.issue)?;
     let issue_id = edition.issue.id.as_str().to_string();
     if edition.issue.status != Readiness::Ready {
         eprintln!(
@@ -40,85 +41,43 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    let secret = Arc::new(super::load_secret(workspace)?);
-    let template = Arc::new(edition.render(Kind::Issue)?);
-
     if args.dry_run {
-        return dry_run(context, &edition, &template, &secret);
+        return dry_run(context, &edition);
     }
 
-    let _lock = IssueLock::acquire(&workspace.state_dir(), &issue_id)?;
-    let mut ledger = super::open_ledger(workspace)?;
-    let now = context.clock.now();
-    let suppressed = ledger.suppressed()?;
-    let wanted: Vec<&Subscriber> = edition
-        .subscribers
-        .iter()
-        .filter(|subscriber| {
-            subscriber.is_active() && !suppressed.contains(&subscriber.email.key())
-        })
-        .collect();
-
-    let uncertain = ledger.rows_in(&issue_id, State::Sending)?.len();
-    if uncertain > 0 && args.resend_uncertain {
-        ledger.requeue_uncertain(&issue_id, now)?;
-        eprintln!(
-            "{uncertain} uncertain recipient(s) from an interrupted send will be sent again (--resend-uncertain)."
-        );
-    }
-    let keys: Vec<(String, &Subscriber)> = wanted
-        .iter()
-        .map(|subscriber| (subscriber.email.key(), *subscriber))
-        .collect();
-    ledger.enqueue(
-        &issue_id,
-        keys.iter()
-            .map(|(key, subscriber)| (key.as_str(), subscriber.email.as_str())),
-        now,
+    let prepared = PreparedSend::prepare(
+        workspace,
+        &edition,
+        args.resend_uncertain,
+        context.clock.now(),
     )?;
-    let by_key: HashMap<&str, &Subscriber> = keys
-        .iter()
-        .map(|(key, subscriber)| (key.as_str(), *subscriber))
-        .collect();
-    let jobs: Vec<Job> = ledger
-        .sendable(&issue_id)?
-        .into_iter()
-        .filter_map(|row| {
-            let subscriber = by_key.get(row.email.as_str())?;
-            Some(Job::new(
-                row.email,
-                subscriber.email.clone(),
-                subscriber
-                    .name
-                    .as_ref()
-                    .map(|name| name.as_str().to_string()),
-                row.state,
-            ))
-        })
-        .collect();
-
-    if uncertain > 0 && !args.resend_uncertain {
+    if prepared.requeued > 0 {
         eprintln!(
-            "{uncertain} recipient(s) were in flight when an earlier send of {issue_id} was interrupted: they may already have the issue, so they are not sent again (`letterpress status {issue_id}` lists them; --resend-uncertain sends to them anyway)."
+            "{} uncertain recipient(s) from an interrupted send will be sent again (--resend-uncertain).",
+            prepared.requeued
         );
     }
-    // lettre's connection pool lives on the runtime from the moment it is built.
-    let runtime = super::runtime()?;
-    let _inside_runtime = runtime.enter();
-    let transport = super::transport(workspace, &edition.newsletter.delivery, &issue_id)?;
-    if jobs.is_empty() {
+    if prepared.uncertain > 0 {
+        eprintln!(
+            "{} recipient(s) were in flight when an earlier send of {issue_id} was interrupted: they may already have the issue, so they are not sent again (`letterpress status {issue_id}` lists them; --resend-uncertain sends to them anyway).",
+            prepared.uncertain
+        );
+    }
+    let transport = Transport::from_env(workspace, &edition.newsletter.delivery, &issue_id)?;
+    let count = prepared.jobs.len();
+    if count == 0 {
         println!(
             "Nothing to send: every active subscriber already has {issue_id} (or it failed for good)."
         );
-        let status = IssueStatus::read(workspace, &ledger, &issue_id)?;
+        let status = IssueStatus::read(workspace, &prepared.ledger, &issue_id)?;
         status.print();
         return Ok(super::exit_status(status.is_complete()));
     }
-    if !args.yes && !confirm(&edition, jobs.len(), &transport.describe())? {
+    if !args.yes && !confirm(&edition, count, &transport.describe())? {
         println!("Not sent.");
         return Ok(ExitCode::from(1));
     }
-    if let crate::delivery::transport::Transport::Outbox(outbox) = &transport {
+    if let Transport::Outbox(outbox) = &transport {
         eprintln!(
             "No {} set: writing the messages to {} instead of sending them.",
             crate::delivery::smtp_url::SMTP_URL_ENV,
@@ -128,52 +87,33 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
     println!(
         "Sending \"{}\" ({issue_id}) to {} subscriber{} via {}",
         edition.issue.subject,
-        grouped(jobs.len() as u64),
-        if jobs.len() == 1 { "" } else { "s" },
+        grouped(count as u64),
+        if count == 1 { "" } else { "s" },
         transport.describe()
     );
 
-    let delivery = &edition.newsletter.delivery;
-    let options = Options {
-        concurrency: delivery.concurrency as usize,
-        rate_per_second: delivery.rate_per_second,
-        max_attempts: delivery.max_attempts,
-        backoff_base: Duration::from_secs(1),
-        backoff_cap: Duration::from_secs(60),
-    };
-    let plan = Plan {
-        issue: issue_id.clone(),
-        template,
-        secret,
-        sender: edition.newsletter.from.address.clone(),
-        jobs,
-    };
-    let ledger = Arc::new(Mutex::new(ledger));
     let started = Instant::now();
-    let report = runtime.block_on(async {
+    let runtime = super::runtime()?;
+    let (report, ledger) = runtime.block_on(async {
         let (stop_sender, stop) = watch::channel(false);
         tokio::spawn(watch_signals(stop_sender));
         let transport = Arc::new(transport);
-        let progress = Reporter::new(plan.jobs.len() as u64);
-        let report = engine::run(
-            plan,
-            transport.clone(),
-            ledger.clone(),
-            options,
-            context.clock.clone(),
-            stop,
-            &progress,
-        )
-        .await;
+        let progress = Reporter::new(count as u64);
+        let result = prepared
+            .run(
+                &edition,
+                transport.clone(),
+                context.clock.clone(),
+                stop,
+                &progress,
+            )
+            .await;
         progress.finish();
         transport.shutdown().await;
-        report
+        result
     })?;
     let elapsed = started.elapsed();
 
-    let ledger = ledger
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let status = IssueStatus::read(workspace, &ledger, &issue_id)?;
     summarise(&report.tally, elapsed);
     status.print();
@@ -233,18 +173,15 @@ fn confirm(edition: &Edition, count: usize, via: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-fn dry_run(
-    context: &Context,
-    edition: &Edition,
-    template: &crate::message::MessageTemplate,
-    secret: &crate::secret::Secret,
-) -> anyhow::Result<ExitCode> {
+fn dry_run(context: &Context, edition: &Edition) -> anyhow::Result<ExitCode> {
     let workspace = &context.workspace;
+    let secret = &workspace.secret()?;
+    let template = &edition.message_template(Kind::Issue)?;
     let issue_id = edition.issue.id.as_str();
     // Read-only: a dry run never creates or changes the ledger.
     let ledger_path = workspace.state_dir().join(crate::ledger::LEDGER_FILE);
     let (suppressed, done): (HashSet<String>, HashSet<String>) = if ledger_path.exists() {
-        let ledger = super::open_ledger(workspace)?;
+        let ledger = workspace.open_ledger()?;
         let done = [State::Sent, State::Failed, State::Sending]
             .into_iter()
             .map(|state| ledger.rows_in(issue_id, state))

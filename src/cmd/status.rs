@@ -159,7 +159,7 @@ pub fn run(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let workspace = &context.workspace;
-    let ledger = super::open_ledger(workspace)?;
+    let ledger = workspace.open_ledger()?;
     let issues: Vec<String> = match issue_argument {
         Some(argument) => {
             let path = workspace.issue_path(argument);

@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use lettre::address::Envelope;
 
-use crate::delivery::transport::Attempt;
+use crate::delivery::transport::{Attempt, Transport};
 use crate::message::{Kind, Recipient};
 use crate::model::address::EmailAddress;
 
-use super::{Context, Edition, InvalidInput};
+use super::{Context, InvalidInput};
 
 pub fn run(context: &Context, issue_argument: &str, to: &[String]) -> anyhow::Result<ExitCode> {
     let workspace = &context.workspace;
-    let edition = Edition::load(workspace, issue_argument)?;
+    let edition = super::load_edition(workspace, issue_argument)?;
     let recipients: Vec<EmailAddress> = if to.is_empty() {
         edition.newsletter.test_recipients.clone()
     } else {
@@ -34,17 +34,14 @@ pub fn run(context: &Context, issue_argument: &str, to: &[String]) -> anyhow::Re
         .into());
     }
     let issue_id = edition.issue.id.as_str().to_string();
-    let secret = Arc::new(super::load_secret(workspace)?);
-    let template = edition.render(Kind::Test)?;
-    // lettre's connection pool lives on the runtime from the moment it is built.
-    let runtime = super::runtime()?;
-    let _inside_runtime = runtime.enter();
-    let transport = super::transport(
+    let secret = Arc::new(workspace.secret()?);
+    let template = edition.message_template(Kind::Test)?;
+    let transport = Transport::from_env(
         workspace,
         &edition.newsletter.delivery,
         &format!("{issue_id}/tests"),
     )?;
-    let mut ledger = super::open_ledger(workspace)?;
+    let mut ledger = workspace.open_ledger()?;
     println!(
         "Sending a test of \"{}\" ({}) via {}",
         edition.issue.subject,
@@ -52,6 +49,7 @@ pub fn run(context: &Context, issue_argument: &str, to: &[String]) -> anyhow::Re
         transport.describe()
     );
     let sender = edition.newsletter.from.address.as_lettre().clone();
+    let runtime = super::runtime()?;
     let mut all_delivered = true;
     runtime.block_on(async {
         for recipient in &recipients {

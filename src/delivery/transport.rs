@@ -11,7 +11,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Tls
 use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 
-use super::smtp_url::{Security, SmtpUrl};
+use super::smtp_url::{SMTP_URL_ENV, Security, SmtpUrl};
 
 /// How one attempt to hand a message over ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,31 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The relay named by `LETTERPRESS_SMTP_URL`, or else the outbox folder `outbox` under
+    /// the workspace's `.letterpress/outbox/`.
+    pub fn from_env(
+        workspace: &crate::workspace::Workspace,
+        delivery: &crate::model::newsletter::Delivery,
+        outbox: &str,
+    ) -> anyhow::Result<Transport> {
+        match std::env::var(SMTP_URL_ENV) {
+            Ok(text) if !text.trim().is_empty() => {
+                let url = SmtpUrl::parse(&text)?;
+                let timeout = Duration::from_secs(u64::from(delivery.timeout_seconds));
+                Ok(Transport::Smtp(
+                    SmtpRelay::new(url, timeout).map_err(anyhow::Error::msg)?,
+                ))
+            }
+            _ => {
+                let dir = workspace.state_dir().join("outbox").join(outbox);
+                let display = workspace.display(&dir);
+                let outbox = Outbox::new(dir, display)
+                    .map_err(|error| anyhow::anyhow!("cannot create the outbox folder: {error}"))?;
+                Ok(Transport::Outbox(outbox))
+            }
+        }
+    }
+
     /// How the transport is named to the user; never includes a password.
     pub fn describe(&self) -> String {
         match self {
