@@ -1,7 +1,7 @@
 //! The delivery ledger: what was sent to whom, in SQLite. The single source of truth for
 //! resuming a send and for `status`.
 //!
-//! Schema (version 1; `PRAGMA user_version` holds the version, `migrate` moves it forward):
+//! Schema (version 2; `PRAGMA user_version` holds the version, `migrate` moves it forward):
 //!
 //! ```sql
 //! deliveries  (issue, email, address, position, state, attempts, last_reply, message_id,
@@ -9,6 +9,8 @@
 //!   state: pending | sending | sent | deferred | failed | skipped
 //! suppressions (email, source, reason, created_at)   -- never mail these addresses
 //! test_sends  (id, issue, email, outcome, reply, sent_at)  -- test emails, never deliveries
+//! schedule_events (id, issue, due_at, event, detail, at)   -- what the scheduler did (v2)
+//!   event: started | finished | missed | draft | invalid | busy
 //! ```
 //!
 //! `email` is the address compared without case; `address` is as written in the list. Times
@@ -23,7 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub const LEDGER_FILE: &str = "ledger.sqlite3";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -167,6 +169,19 @@ impl Ledger {
                     reply TEXT,
                     sent_at TEXT NOT NULL
                 );",
+            )?;
+        }
+        if version < 2 {
+            transaction.execute_batch(
+                "CREATE TABLE schedule_events (
+                    id INTEGER PRIMARY KEY,
+                    issue TEXT NOT NULL,
+                    due_at TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    detail TEXT,
+                    at TEXT NOT NULL
+                );
+                CREATE INDEX schedule_events_by_issue ON schedule_events (issue, due_at);",
             )?;
         }
         transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -421,6 +436,50 @@ impl Ledger {
         )
     }
 
+    /// Notes what the scheduler did about an issue's slot.
+    pub fn record_event(
+        &mut self,
+        issue: &str,
+        due: DateTime<Utc>,
+        event: &str,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        self.connection.execute(
+            "INSERT INTO schedule_events (issue, due_at, event, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![issue, timestamp(due), event, detail, timestamp(now)],
+        )?;
+        Ok(())
+    }
+
+    /// The scheduler's events, newest first; for one issue, or all when `issue` is `None`.
+    pub fn events(&self, issue: Option<&str>, limit: usize) -> rusqlite::Result<Vec<Event>> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT issue, due_at, event, detail, at FROM schedule_events
+             WHERE ?1 IS NULL OR issue = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![issue, limit as i64], |row| {
+            Ok(Event {
+                issue: row.get(0)?,
+                due: parse_timestamp(&row.get::<_, String>(1)?)?,
+                event: row.get(2)?,
+                detail: row.get(3)?,
+                at: parse_timestamp(&row.get::<_, String>(4)?)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// When the issue's deliveries last changed, if it has any.
+    pub fn last_activity(&self, issue: &str) -> rusqlite::Result<Option<DateTime<Utc>>> {
+        let latest: Option<String> = self.connection.query_row(
+            "SELECT MAX(updated_at) FROM deliveries WHERE issue = ?1",
+            [issue],
+            |row| row.get(0),
+        )?;
+        latest.as_deref().map(parse_timestamp).transpose()
+    }
+
     /// One recipient's row, for tests and `status`.
     pub fn row(&self, issue: &str, email: &str) -> rusqlite::Result<Option<Row>> {
         self.connection
@@ -432,6 +491,28 @@ impl Ledger {
             )
             .optional()
     }
+}
+
+/// Something the scheduler did, as `status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub issue: String,
+    pub due: DateTime<Utc>,
+    pub event: String,
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+fn parse_timestamp(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })
 }
 
 fn row_from_sql(row: &rusqlite::Row) -> rusqlite::Result<Row> {
@@ -554,6 +635,36 @@ mod tests {
                 .is_err()
         );
         assert_eq!(state(&ledger, "a@x"), State::Sent);
+    }
+
+    #[test]
+    fn a_version_1_ledger_is_migrated_forward_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE deliveries (issue TEXT NOT NULL, email TEXT NOT NULL, address TEXT NOT NULL,
+                        position INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                        last_reply TEXT, message_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                        sent_at TEXT, PRIMARY KEY (issue, email)) WITHOUT ROWID;
+                     CREATE TABLE suppressions (email TEXT PRIMARY KEY, source TEXT NOT NULL, reason TEXT,
+                        created_at TEXT NOT NULL) WITHOUT ROWID;
+                     CREATE TABLE test_sends (id INTEGER PRIMARY KEY, issue TEXT NOT NULL, email TEXT NOT NULL,
+                        outcome TEXT NOT NULL, reply TEXT, sent_at TEXT NOT NULL);
+                     INSERT INTO deliveries VALUES ('i', 'a@x', 'a@x', 0, 'sent', 1, '250 ok', NULL,
+                        '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z');
+                     PRAGMA user_version = 1;",
+                )
+                .unwrap();
+        }
+        let mut ledger = Ledger::open(&path).unwrap();
+        assert_eq!(ledger.counts("i").unwrap().sent, 1);
+        ledger
+            .record_event("i", now(), "missed", None, now())
+            .unwrap();
+        assert_eq!(ledger.events(Some("i"), 5).unwrap().len(), 1);
     }
 
     #[test]

@@ -94,6 +94,23 @@ impl Workspace {
         Ok(files)
     }
 
+    /// Every issue file, loaded for the scheduler: invalid ones come without an issue.
+    pub fn issue_entries(&self) -> std::io::Result<Vec<crate::schedule::plan::IssueEntry>> {
+        Ok(self
+            .issue_files()?
+            .into_iter()
+            .map(|path| crate::schedule::plan::IssueEntry {
+                id: path
+                    .file_stem()
+                    .and_then(|stem| stem.to_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                file: self.display(&path),
+                issue: self.load_issue(&path).value,
+            })
+            .collect())
+    }
+
     fn read(&self, path: &Path, diagnostics: &mut Diagnostics) -> Option<String> {
         match std::fs::read_to_string(path) {
             Ok(text) => Some(text),

@@ -1,4 +1,5 @@
-//! One send per issue at a time: a lock file per issue, held for the whole run.
+//! One send per issue at a time (a lock file per issue, held for the whole run), and one
+//! scheduler per workspace.
 //!
 //! The operating system releases the lock when the holder dies, however it dies, so a crash
 //! never leaves an issue locked; the file keeps the holder's pid to name it in messages.
@@ -8,6 +9,11 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 pub struct IssueLock {
+    _lock: FileLock,
+}
+
+/// An exclusive lock on a file, holding the holder's pid.
+pub struct FileLock {
     _file: File,
 }
 
@@ -17,6 +23,8 @@ pub enum LockError {
         "another send of {issue} is running (pid {pid}); wait for it to finish, or stop it first"
     )]
     Held { issue: String, pid: String },
+    #[error("{what} (pid {pid})")]
+    Busy { what: String, pid: String },
     #[error("cannot use the lock file `{path}`")]
     Io {
         path: String,
@@ -29,9 +37,9 @@ pub fn lock_path(state_dir: &Path, issue: &str) -> PathBuf {
     state_dir.join("locks").join(format!("{issue}.lock"))
 }
 
-impl IssueLock {
-    pub fn acquire(state_dir: &Path, issue: &str) -> Result<IssueLock, LockError> {
-        let path = lock_path(state_dir, issue);
+impl FileLock {
+    /// Takes the lock or says who has it: `what` describes the holder for the message.
+    pub fn acquire(path: &Path, what: &str) -> Result<FileLock, LockError> {
         let io_error = |source| LockError::Io {
             path: path.display().to_string(),
             source,
@@ -43,15 +51,15 @@ impl IssueLock {
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
+            .open(path)
             .map_err(io_error)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
-                return Err(LockError::Held {
-                    issue: issue.to_string(),
+                return Err(LockError::Busy {
+                    what: what.to_string(),
                     pid: pid.trim().to_string(),
                 });
             }
@@ -62,16 +70,33 @@ impl IssueLock {
             .and_then(|()| write!(file, "{}", std::process::id()))
             .and_then(|()| file.flush())
             .map_err(io_error)?;
-        Ok(IssueLock { _file: file })
+        Ok(FileLock { _file: file })
+    }
+
+    /// Whether someone holds the lock right now.
+    pub fn is_held(path: &Path) -> bool {
+        match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => matches!(file.try_lock(), Err(TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+}
+
+impl IssueLock {
+    pub fn acquire(state_dir: &Path, issue: &str) -> Result<IssueLock, LockError> {
+        match FileLock::acquire(&lock_path(state_dir, issue), "") {
+            Ok(lock) => Ok(IssueLock { _lock: lock }),
+            Err(LockError::Busy { pid, .. }) => Err(LockError::Held {
+                issue: issue.to_string(),
+                pid,
+            }),
+            Err(other) => Err(other),
+        }
     }
 
     /// Whether a send of the issue is running right now (someone holds its lock).
     pub fn is_held(state_dir: &Path, issue: &str) -> bool {
-        let path = lock_path(state_dir, issue);
-        match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => matches!(file.try_lock(), Err(TryLockError::WouldBlock)),
-            Err(_) => false,
-        }
+        FileLock::is_held(&lock_path(state_dir, issue))
     }
 }
 

@@ -42,7 +42,12 @@ pub struct WeeklySlot {
     pub day: Weekday,
     pub time: NaiveTime,
     pub timezone: Tz,
+    /// How late the scheduler may still send a slot it was not running for.
+    pub grace: chrono::Duration,
 }
+
+/// The default `schedule.grace`.
+pub const DEFAULT_GRACE_HOURS: i64 = 6;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
@@ -190,11 +195,15 @@ fn decode_schedule(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Opti
     let day = decoder.required(&mut fields, path, "day", parse_weekday);
     let time = decoder.required(&mut fields, path, "time", parse_time);
     let timezone = decoder.required(&mut fields, path, "timezone", parse_timezone);
+    let grace = decoder.optional(&mut fields, path, "grace", parse_grace);
     fields.finish(decoder, path);
     Some(WeeklySlot {
         day: day?,
         time: time?,
         timezone: timezone?,
+        grace: grace
+            .ok()?
+            .unwrap_or(chrono::Duration::hours(DEFAULT_GRACE_HOURS)),
     })
 }
 
@@ -266,6 +275,40 @@ pub fn parse_time(text: &str) -> Result<NaiveTime, String> {
         .map_err(|_| format!("`{text}` is not a time; write 24-hour `HH:MM`, like \"09:00\""))
 }
 
+/// A duration like `6h`, `90m` or `1h30m`, from no grace at all (`0`) up to a week.
+pub fn parse_grace(text: &str) -> Result<chrono::Duration, String> {
+    let invalid = || format!("`{text}` is not a duration; write one like `6h`, `90m` or `1h30m`");
+    let text = text.trim();
+    if text == "0" {
+        return Ok(chrono::Duration::zero());
+    }
+    let mut total = chrono::Duration::zero();
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let value: i64 = number.parse().map_err(|_| invalid())?;
+        number.clear();
+        total += match c {
+            'd' => chrono::Duration::days(value),
+            'h' => chrono::Duration::hours(value),
+            'm' => chrono::Duration::minutes(value),
+            _ => return Err(invalid()),
+        };
+    }
+    if !number.is_empty() || text.is_empty() {
+        return Err(invalid());
+    }
+    if total > chrono::Duration::days(7) {
+        return Err(format!(
+            "`{text}` is more than a week; a slot that late is the next one"
+        ));
+    }
+    Ok(total)
+}
+
 pub fn parse_timezone(text: &str) -> Result<Tz, String> {
     Tz::from_str(text.trim()).map_err(|_| {
         format!("`{text}` is not an IANA time zone; write one like `Europe/Berlin` or `UTC`")
@@ -322,6 +365,15 @@ mod tests {
                 "newsletter.yaml:12:35: test_recipients[1]: `nope` is not a valid email address",
             ]
         );
+    }
+
+    #[test]
+    fn grace_durations_read_like_people_write_them() {
+        assert_eq!(parse_grace("6h"), Ok(chrono::Duration::hours(6)));
+        assert_eq!(parse_grace("1h30m"), Ok(chrono::Duration::minutes(90)));
+        assert_eq!(parse_grace("0"), Ok(chrono::Duration::zero()));
+        assert!(parse_grace("6 hours").is_err());
+        assert!(parse_grace("8d").is_err());
     }
 
     #[test]

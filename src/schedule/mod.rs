@@ -5,15 +5,23 @@
 //! first valid instant after it (02:30 becomes 03:00); one repeated by a fall-back change
 //! takes its first occurrence (the earlier instant, still on summer time).
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::model::newsletter::WeeklySlot;
 
+pub mod daemon;
+pub mod plan;
+
 impl WeeklySlot {
     /// The slot's instant on a given local date, whatever weekday that is.
     pub fn instant_on(&self, date: NaiveDate) -> DateTime<Tz> {
-        let local = date.and_time(self.time);
+        self.resolve_local(date.and_time(self.time))
+    }
+
+    /// A local date and time in the newsletter's zone as an instant, by the rules above for
+    /// times that a daylight-saving change skips or repeats.
+    pub fn resolve_local(&self, local: NaiveDateTime) -> DateTime<Tz> {
         match self.timezone.from_local_datetime(&local) {
             LocalResult::Single(instant) => instant,
             LocalResult::Ambiguous(first, _) => first,
@@ -67,6 +75,7 @@ mod tests {
             day,
             time: NaiveTime::parse_from_str(time, "%H:%M").unwrap(),
             timezone,
+            grace: Duration::hours(6),
         }
     }
 
