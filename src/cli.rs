@@ -133,6 +133,26 @@ Exit status: 0 everyone has it, 1 some failed, stayed deferred or are uncertain,
         resend_uncertain: bool,
     },
 
+    /// The scheduler: send each ready issue in its weekly slot.
+    #[command(
+        long_about = "The scheduler: send each ready issue in its weekly slot.\n\n\
+Runs until stopped, sleeping until the next slot. An issue goes out at schedule.day and \
+schedule.time in schedule.timezone on its date (or at its send_at), if it is `status: ready` and \
+passes check when its time comes. Files are re-read before every slot and whenever one changes; \
+SIGHUP re-reads them at once. A slot missed while the scheduler was down is sent late within \
+schedule.grace (default 6h), and otherwise recorded as missed and never sent by surprise. \
+SIGTERM or Ctrl-C lets a send in flight finish, then exits. Only one scheduler runs per \
+workspace.",
+        after_help = "Examples:\n  letterpress run                  # as a service (see contrib/letterpress.service)\n  \
+letterpress run --once           # from cron or a systemd timer: send what is due, then exit\n\n\
+Logs go to stderr, one line per event; LETTERPRESS_LOG=debug shows more."
+    )]
+    Run {
+        /// Send whatever is due now and exit.
+        #[arg(long)]
+        once: bool,
+    },
+
     /// What was sent, failed, deferred or left uncertain.
     #[command(
         after_help = "Examples:\n  letterpress status 2021-08-23\n  letterpress status 2021-08-23 --json"

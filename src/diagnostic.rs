@@ -72,10 +72,10 @@ impl Diagnostics {
         self.items.is_empty()
     }
 
-    /// Orders problems as an editor reads: file by file (in the order the files were first
-    /// reported), top to bottom within each file.
-    pub fn sort_by_position(&mut self) {
-        let mut files: Vec<&str> = Vec::new();
+    /// Orders problems as an editor reads: file by file (in `file_order`, then any other in
+    /// the order first reported), top to bottom within each file.
+    pub fn sort_by_position(&mut self, file_order: &[String]) {
+        let mut files: Vec<&str> = file_order.iter().map(String::as_str).collect();
         for diagnostic in &self.items {
             if !files.contains(&diagnostic.file.as_str()) {
                 files.push(&diagnostic.file);

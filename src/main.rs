@@ -38,6 +38,7 @@ fn main() -> ExitCode {
                 resend_uncertain: *resend_uncertain,
             },
         ),
+        Command::Run { once } => cmd::run::run(&context, *once),
         Command::Status { issue, json } => cmd::status::run(&context, issue.as_deref(), *json),
     };
     result.unwrap_or_else(report)

@@ -231,3 +231,37 @@ fn an_empty_folder_says_what_is_missing() {
         "newsletter.yaml: file not found\n\nnewsletter.yaml  1 error\n(no issues yet: `letterpress new` starts one)\ncheck failed: 1 error\n"
     );
 }
+
+#[test]
+fn two_ready_issues_for_one_slot_are_an_error_and_a_draft_due_soon_a_warning() {
+    let workspace = TestWorkspace::example();
+    let twin = workspace.read("issues/2021-08-23.yaml");
+    workspace.write("issues/2021-08-23-extra.yaml", &twin);
+    // The clock says Monday 2021-08-16 08:00 in Toronto: this draft's slot is in an hour.
+    workspace.write(
+        "issues/2021-08-16.yaml",
+        &SMALL_ISSUE
+            .replace("2021-08-30", "2021-08-16")
+            .replace("status: ready", "status: draft"),
+    );
+    workspace.write(
+        "issues/2021-08-31.yaml",
+        &SMALL_ISSUE.replace("2021-08-30", "2021-08-31"),
+    );
+    let run = workspace.run(&["check"]);
+    assert_eq!(run.status, 1);
+    let problems: Vec<&str> = run
+        .stdout
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "issues/2021-08-16.yaml:3:9: warning: status: due Mon 2021-08-16 09:00 EDT (in 1.0 hours) but still a draft: it will not go out unless marked `ready`",
+            "issues/2021-08-23-extra.yaml:3:9: status: ready for the same slot as issues/2021-08-23.yaml (Mon 2021-08-23 09:00 EDT); one issue per slot: mark the other a draft or give one a send_at",
+            "issues/2021-08-23.yaml:3:9: status: ready for the same slot as issues/2021-08-23-extra.yaml (Mon 2021-08-23 09:00 EDT); one issue per slot: mark the other a draft or give one a send_at",
+            "issues/2021-08-31.yaml:2:7: warning: date: 2021-08-31 is a Tuesday and the newsletter goes out on Mondays: the scheduler will never send this issue; change the date or add send_at (`letterpress send` still can)",
+        ]
+    );
+}

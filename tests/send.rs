@@ -468,3 +468,24 @@ fn send_without_yes_asks_and_refuses_without_a_terminal() {
     );
     assert_eq!(workspace.ledger().counts(ISSUE).unwrap().sent, 0);
 }
+
+#[test]
+fn status_without_an_issue_shows_the_next_slots_and_what_went_out() {
+    let workspace = TestWorkspace::for_delivery(THREE, FAST);
+    workspace.write(
+        "issues/2021-08-30.yaml",
+        &common::SMALL_ISSUE.replace("status: ready", "status: draft"),
+    );
+    workspace.run(&["send", ISSUE, "--yes"]);
+    let run = workspace.run(&["status"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "Next slots:\n  \
+         Mon 2021-08-16 09:00 America/Toronto -> no issue yet\n  \
+         Mon 2021-08-23 09:00 America/Toronto -> issues/2021-08-23.yaml (ready)\n  \
+         Mon 2021-08-30 09:00 America/Toronto -> issues/2021-08-30.yaml (draft: will not be sent)\n\
+         Issues in the ledger:\n  \
+         2021-08-23  sent 3, failed 0, deferred 0, uncertain 0\n"
+    );
+}

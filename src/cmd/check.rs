@@ -8,6 +8,7 @@ use crate::model::newsletter::Newsletter;
 use crate::model::subscriber::Subscriber;
 use crate::render::template::SlotValues;
 use crate::render::{self, GMAIL_CLIP_BYTES};
+use crate::schedule::plan::{self, IssueEntry};
 use crate::theme::Theme;
 
 use super::{Context, human_size};
@@ -57,6 +58,7 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
             .map(|argument| workspace.issue_path(argument))
             .collect()
     };
+    let mut entries = Vec::new();
     for path in &issue_paths {
         let loaded = workspace.load_issue(path);
         let file = workspace.display(path);
@@ -70,10 +72,23 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
                 details.push_str(&format!(", HTML {}", human_size(html_bytes)));
             }
         }
+        entries.push(IssueEntry {
+            id: path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .unwrap_or_default()
+                .to_string(),
+            file: file.clone(),
+            issue: loaded.value,
+        });
         rows.push(Row { file, details });
     }
+    if let Some(newsletter) = &newsletter {
+        check_schedule(context, newsletter, &entries, &mut diagnostics);
+    }
 
-    diagnostics.sort_by_position();
+    let file_order: Vec<String> = rows.iter().map(|row| row.file.clone()).collect();
+    diagnostics.sort_by_position(&file_order);
     print_report(&diagnostics, &rows, issue_paths.len());
     Ok(super::exit_status(!diagnostics.has_errors()))
 }
@@ -130,6 +145,82 @@ fn check_rendering(
         });
     }
     Ok(html_bytes)
+}
+
+/// Problems that only show across issues and the clock: two ready issues for one slot, a
+/// draft about to miss its slot, a ready issue the scheduler will never send.
+fn check_schedule(
+    context: &Context,
+    newsletter: &Newsletter,
+    entries: &[IssueEntry],
+    diagnostics: &mut Diagnostics,
+) {
+    let slot = &newsletter.schedule;
+    let when =
+        |due: &chrono::DateTime<chrono_tz::Tz>| due.format("%a %Y-%m-%d %H:%M %Z").to_string();
+    for (due, group) in plan::conflicts(slot, entries) {
+        for entry in &group {
+            let others: Vec<&str> = group
+                .iter()
+                .filter(|other| other.id != entry.id)
+                .map(|other| other.file.as_str())
+                .collect();
+            let issue = entry
+                .issue
+                .as_ref()
+                .expect("conflicts are between loaded issues");
+            diagnostics.push(Diagnostic {
+                severity: Severity::Error,
+                file: entry.file.clone(),
+                mark: Some(issue.marks.status),
+                field: "status".into(),
+                message: format!(
+                    "ready for the same slot as {} ({}); one issue per slot: mark the other a draft or give one a send_at",
+                    others.join(", "),
+                    when(&due)
+                ),
+            });
+        }
+    }
+    let now = context.clock.now();
+    for (entry, due) in plan::drafts_due_soon(now, slot, entries) {
+        let issue = entry.issue.as_ref().expect("drafts are loaded issues");
+        let hours = (due.with_timezone(&chrono::Utc) - now).num_minutes() as f64 / 60.0;
+        diagnostics.push(Diagnostic {
+            severity: Severity::Warning,
+            file: entry.file.clone(),
+            mark: Some(issue.marks.status),
+            field: "status".into(),
+            message: format!(
+                "due {} (in {hours:.1} hours) but still a draft: it will not go out unless marked `ready`",
+                when(&due)
+            ),
+        });
+    }
+    for entry in entries {
+        let Some(issue) = &entry.issue else { continue };
+        if issue.status == IssueStatus::Ready && plan::due(slot, entry).is_none() {
+            diagnostics.push(Diagnostic {
+                severity: Severity::Warning,
+                file: entry.file.clone(),
+                mark: Some(issue.marks.date),
+                field: "date".into(),
+                message: format!(
+                    "{} is a {} and the newsletter goes out on {}s: the scheduler will never send this issue; change the date or add send_at (`letterpress send` still can)",
+                    issue.date,
+                    issue.date.format("%A"),
+                    weekday_name(slot.day),
+                ),
+            });
+        }
+    }
+}
+
+/// `Monday` for `Weekday::Mon`: chrono formats weekdays only as part of a date.
+fn weekday_name(day: chrono::Weekday) -> String {
+    chrono::NaiveDate::from_isoywd_opt(2024, 1, day)
+        .map(|date| date.format("%A").to_string())
+        .unwrap_or_default()
 }
 
 fn describe_subscribers(subscribers: &[Subscriber]) -> String {

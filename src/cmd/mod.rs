@@ -3,6 +3,7 @@
 pub mod check;
 pub mod new;
 pub mod render;
+pub mod run;
 pub mod send;
 pub mod status;
 pub mod test;

@@ -6,6 +6,8 @@ use serde::Serialize;
 
 use crate::delivery::lock::IssueLock;
 use crate::ledger::{Counts, Ledger, State};
+use crate::model::issue::IssueStatus as Readiness;
+use crate::schedule::plan;
 use crate::workspace::Workspace;
 
 use super::{Context, grouped};
@@ -160,35 +162,108 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let workspace = &context.workspace;
     let ledger = workspace.open_ledger()?;
-    let issues: Vec<String> = match issue_argument {
-        Some(argument) => {
-            let path = workspace.issue_path(argument);
-            let stem = path
-                .file_stem()
-                .and_then(|stem| stem.to_str())
-                .unwrap_or(argument);
-            vec![stem.to_string()]
+    if let Some(argument) = issue_argument {
+        let path = workspace.issue_path(argument);
+        let issue = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .unwrap_or(argument);
+        let status = IssueStatus::read(workspace, &ledger, issue)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        } else {
+            println!("{issue}");
+            status.print();
+            print_events(&ledger.events(Some(issue), 10)?);
         }
-        None => ledger.issues()?,
-    };
-    let statuses = issues
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let statuses = ledger
+        .issues()?
         .iter()
         .map(|issue| IssueStatus::read(workspace, &ledger, issue))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if json {
-        let text = match (issue_argument, statuses.as_slice()) {
-            (Some(_), [status]) => serde_json::to_string_pretty(status)?,
-            _ => serde_json::to_string_pretty(&statuses)?,
-        };
-        println!("{text}");
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if statuses.is_empty() {
-        println!("Nothing has been sent yet.");
-    }
-    for status in &statuses {
-        println!("{}", status.issue);
-        status.print();
+    print_schedule(context)?;
+    print_events(&ledger.events(None, 10)?);
+    if !statuses.is_empty() {
+        println!("Issues in the ledger:");
+        for status in &statuses {
+            print!("  {}  ", status.issue);
+            status.print();
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The next slots and the issues set for them, as the scheduler sees them now.
+fn print_schedule(context: &Context) -> anyhow::Result<()> {
+    let workspace = &context.workspace;
+    let Some(newsletter) = workspace.load_newsletter().value else {
+        println!(
+            "newsletter.yaml is invalid: `letterpress check` shows why; no slots until it is fixed."
+        );
+        return Ok(());
+    };
+    let slot = &newsletter.schedule;
+    let entries = workspace.issue_entries()?;
+    let now = context.clock.now();
+    println!("Next slots:");
+    for upcoming in plan::upcoming(now, slot, &entries, 3) {
+        let when = upcoming.due.format("%a %Y-%m-%d %H:%M");
+        let what = match upcoming.entries.as_slice() {
+            [] => "no issue yet".to_string(),
+            [entry] => format!("{} ({})", entry.file, describe_entry(entry)),
+            several => format!(
+                "{}: ready for one slot together, none will be sent",
+                several
+                    .iter()
+                    .map(|entry| entry.file.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        };
+        println!("  {when} {} -> {what}", slot.timezone.name());
+    }
+    for (entry, due) in plan::drafts_due_soon(now, slot, &entries) {
+        println!(
+            "warning: {} is due {} and still a draft: it will not go out unless marked ready",
+            entry.file,
+            due.format("%a %H:%M %Z")
+        );
+    }
+    Ok(())
+}
+
+fn describe_entry(entry: &plan::IssueEntry) -> &'static str {
+    match entry.issue.as_ref().map(|issue| issue.status) {
+        Some(Readiness::Ready) => "ready",
+        Some(Readiness::Draft) => "draft: will not be sent",
+        None => "does not pass check: will not be sent until fixed",
+    }
+}
+
+fn print_events(events: &[crate::ledger::Event]) {
+    if events.is_empty() {
+        return;
+    }
+    println!("Scheduler, most recent first:");
+    for event in events {
+        let detail = event
+            .detail
+            .as_deref()
+            .map(|detail| format!(": {detail}"))
+            .unwrap_or_default();
+        println!(
+            "  {}  {} (slot {})  {}{detail}",
+            event.at.format("%Y-%m-%d %H:%M UTC"),
+            event.issue,
+            event.due.format("%Y-%m-%d %H:%M UTC"),
+            event.event
+        );
+    }
 }
