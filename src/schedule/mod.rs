@@ -65,12 +65,13 @@ impl WeeklySlot {
     }
 }
 
+/// Slots and instants for the tests of this module and of `plan`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
     use chrono::{NaiveTime, Weekday};
 
-    fn slot(day: Weekday, time: &str, timezone: Tz) -> WeeklySlot {
+    pub fn slot(day: Weekday, time: &str, timezone: Tz) -> WeeklySlot {
         WeeklySlot {
             day,
             time: NaiveTime::parse_from_str(time, "%H:%M").unwrap(),
@@ -79,11 +80,18 @@ mod tests {
         }
     }
 
-    fn utc(text: &str) -> DateTime<Utc> {
+    pub fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
             .unwrap()
             .with_timezone(&Utc)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{slot, utc};
+    use chrono::Weekday;
+    use chrono_tz::Tz;
 
     #[test]
     fn the_next_slot_keeps_local_time_across_a_daylight_saving_change() {
@@ -103,18 +111,49 @@ mod tests {
     }
 
     #[test]
-    fn a_skipped_local_time_moves_to_the_first_valid_instant_after_it() {
-        // Berlin springs forward on Sunday 2026-03-29 from 02:00 to 03:00.
-        let sunday = slot(Weekday::Sun, "02:30", chrono_tz::Europe::Berlin);
-        let next = sunday.next_after(utc("2026-03-28T00:00:00Z"));
-        assert_eq!(next.to_rfc3339(), "2026-03-29T03:00:00+02:00");
-    }
-
-    #[test]
-    fn a_repeated_local_time_takes_its_first_occurrence() {
-        // New York falls back on Sunday 2026-11-01 from 02:00 to 01:00.
-        let sunday = slot(Weekday::Sun, "01:30", chrono_tz::America::New_York);
-        let next = sunday.next_after(utc("2026-10-31T00:00:00Z"));
-        assert_eq!(next.to_rfc3339(), "2026-11-01T01:30:00-04:00");
+    fn skipped_and_repeated_local_times_follow_the_documented_rules_in_both_zones() {
+        let at = |zone: Tz, day: Weekday, time: &str, date: &str| {
+            slot(day, time, zone)
+                .instant_on(chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap())
+                .to_rfc3339()
+        };
+        // Spring forward: 02:30 does not exist; the first valid instant after it is 03:00.
+        assert_eq!(
+            at(
+                chrono_tz::Europe::Berlin,
+                Weekday::Sun,
+                "02:30",
+                "2026-03-29"
+            ),
+            "2026-03-29T03:00:00+02:00"
+        );
+        assert_eq!(
+            at(
+                chrono_tz::America::New_York,
+                Weekday::Sun,
+                "02:30",
+                "2026-03-08"
+            ),
+            "2026-03-08T03:00:00-04:00"
+        );
+        // Fall back: 02:30 (Berlin) and 01:30 (New York) happen twice; the first one counts.
+        assert_eq!(
+            at(
+                chrono_tz::Europe::Berlin,
+                Weekday::Sun,
+                "02:30",
+                "2026-10-25"
+            ),
+            "2026-10-25T02:30:00+02:00"
+        );
+        assert_eq!(
+            at(
+                chrono_tz::America::New_York,
+                Weekday::Sun,
+                "01:30",
+                "2026-11-01"
+            ),
+            "2026-11-01T01:30:00-04:00"
+        );
     }
 }

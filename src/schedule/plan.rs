@@ -300,21 +300,11 @@ mod tests {
     use super::*;
     use crate::decode::Decoder;
     use crate::model::issue::{self, IssueId};
-    use chrono::{NaiveTime, Weekday};
+    use crate::schedule::test_support::{slot, utc};
+    use chrono::Weekday;
 
     fn monday_nine(timezone: Tz) -> WeeklySlot {
-        WeeklySlot {
-            day: Weekday::Mon,
-            time: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-            timezone,
-            grace: Duration::hours(6),
-        }
-    }
-
-    fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
+        slot(Weekday::Mon, "09:00", timezone)
     }
 
     fn entry(id: &str, status: &str, send_at: Option<&str>) -> IssueEntry {
@@ -394,58 +384,6 @@ mod tests {
                 assert_eq!(slots, expected, "{zone}");
             }
         }
-    }
-
-    #[test]
-    fn skipped_and_repeated_local_times_follow_the_documented_rules_in_both_zones() {
-        let at = |zone: Tz, day: Weekday, time: &str, date: &str| {
-            let slot = WeeklySlot {
-                day,
-                time: NaiveTime::parse_from_str(time, "%H:%M").unwrap(),
-                timezone: zone,
-                grace: Duration::hours(6),
-            };
-            slot.instant_on(chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap())
-                .to_rfc3339()
-        };
-        // Spring forward: 02:30 does not exist; the first valid instant after it is 03:00.
-        assert_eq!(
-            at(
-                chrono_tz::Europe::Berlin,
-                Weekday::Sun,
-                "02:30",
-                "2026-03-29"
-            ),
-            "2026-03-29T03:00:00+02:00"
-        );
-        assert_eq!(
-            at(
-                chrono_tz::America::New_York,
-                Weekday::Sun,
-                "02:30",
-                "2026-03-08"
-            ),
-            "2026-03-08T03:00:00-04:00"
-        );
-        // Fall back: 02:30 (Berlin) and 01:30 (New York) happen twice; the first one counts.
-        assert_eq!(
-            at(
-                chrono_tz::Europe::Berlin,
-                Weekday::Sun,
-                "02:30",
-                "2026-10-25"
-            ),
-            "2026-10-25T02:30:00+02:00"
-        );
-        assert_eq!(
-            at(
-                chrono_tz::America::New_York,
-                Weekday::Sun,
-                "01:30",
-                "2026-11-01"
-            ),
-            "2026-11-01T01:30:00-04:00"
-        );
     }
 
     #[test]
