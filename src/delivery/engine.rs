@@ -136,13 +136,18 @@ impl Pacer {
     }
 
     async fn wait(&self) {
+        let now = Instant::now();
         let start = {
             let mut next = self.next.lock().await;
-            let start = (*next).max(Instant::now());
+            let start = (*next).max(now);
             *next = start + self.interval;
             start
         };
-        tokio::time::sleep_until(start).await;
+        // A timer that is already due still waits for the next tick of tokio's timer wheel
+        // (a millisecond): only sleep when there is something to wait for.
+        if start > now {
+            tokio::time::sleep_until(start).await;
+        }
     }
 }
 
