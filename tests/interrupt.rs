@@ -195,3 +195,34 @@ fn a_killed_send_resumes_without_sending_anyone_twice_or_leaving_anyone_out() {
         );
     }
 }
+
+#[test]
+fn a_second_signal_aborts_at_once_leaving_what_was_in_flight_uncertain() {
+    // Every reply is slow, so messages are in flight when the signals arrive.
+    let server =
+        SmtpServer::start_in_background(Behaviour::new().reply_delay(Duration::from_millis(400)));
+    let workspace =
+        TestWorkspace::for_delivery(&numbered_subscribers(20), "delivery:\n  concurrency: 4\n");
+    let child = start_send(&workspace, &server);
+    wait_for(&server, 1);
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "TERM");
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the second signal did not abort at once"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "Aborted: messages in flight are left uncertain; `letterpress status` lists them."
+        ),
+        "{stderr}"
+    );
+    let status = workspace.run(&["status", ISSUE, "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert!(status["uncertain"].as_u64().unwrap() > 0, "{status}");
+}
