@@ -8,6 +8,8 @@
 //!              created_at, updated_at, sent_at)      -- one row per issue and recipient
 //!   state: pending | sending | sent | deferred | failed | skipped
 //! suppressions (email, source, reason, created_at)   -- never mail these addresses
+//!   source: one-click (the subscriber's own unsubscribe link: they may lift it again)
+//!           | anything else (set by the editor or a tool: only they lift it)
 //! test_sends  (id, issue, email, outcome, reply, sent_at)  -- test emails, never deliveries
 //! schedule_events (id, issue, due_at, event, detail, at)   -- what the scheduler did (v2)
 //!   event: started | finished | missed | draft | invalid | busy
@@ -413,6 +415,69 @@ impl Ledger {
         Ok(changed == 1)
     }
 
+    /// The address's suppression, if it has one.
+    pub fn suppression(&self, email: &str) -> rusqlite::Result<Option<Suppression>> {
+        self.connection
+            .query_row(
+                "SELECT source, created_at FROM suppressions WHERE email = ?1",
+                [email],
+                |row| {
+                    Ok(Suppression {
+                        source: row.get(0)?,
+                        created_at: parse_timestamp(&row.get::<_, String>(1)?)?,
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// Lifts the address's suppression only if the subscriber caused it (an unsubscribe
+    /// link); one set by the editor or after a bounce stays. Returns whether one was lifted.
+    pub fn unsuppress_own(&mut self, email: &str) -> rusqlite::Result<bool> {
+        let changed = self.connection.execute(
+            "DELETE FROM suppressions WHERE email = ?1 AND source = ?2",
+            params![email, ONE_CLICK_SOURCE],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// How many addresses are suppressed, per source, the most common first.
+    pub fn suppression_counts(&self) -> rusqlite::Result<Vec<(String, u64)>> {
+        let mut statement = self.connection.prepare(
+            "SELECT source, COUNT(*) FROM suppressions GROUP BY source ORDER BY COUNT(*) DESC, source",
+        )?;
+        let rows =
+            statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?;
+        rows.collect()
+    }
+
+    /// Every address the ledger has seen (delivered to, tested, or suppressed): anyone who may
+    /// hold an unsubscribe link, even if they are no longer on the list.
+    pub fn known_addresses(&self) -> rusqlite::Result<Vec<String>> {
+        let mut statement = self.connection.prepare(
+            "SELECT email FROM deliveries UNION SELECT email FROM suppressions
+             UNION SELECT email FROM test_sends",
+        )?;
+        let rows = statement.query_map([], |row| row.get(0))?;
+        rows.collect()
+    }
+
+    /// The issues that went out (someone has them), the most recently sent first, each with
+    /// when its first message was accepted.
+    pub fn sent_issues(&self) -> rusqlite::Result<Vec<SentIssue>> {
+        let mut statement = self.connection.prepare(
+            "SELECT issue, MIN(sent_at) FROM deliveries WHERE state = 'sent' AND sent_at IS NOT NULL
+             GROUP BY issue ORDER BY MIN(sent_at) DESC, issue DESC",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(SentIssue {
+                issue: row.get(0)?,
+                first_sent: parse_timestamp(&row.get::<_, String>(1)?)?,
+            })
+        })?;
+        rows.collect()
+    }
+
     pub fn log_test_send(
         &mut self,
         issue: &str,
@@ -491,6 +556,32 @@ impl Ledger {
             )
             .optional()
     }
+}
+
+/// The source of a suppression the subscriber caused with their unsubscribe link (the
+/// one-click POST from their mail app, or the button on the unsubscribe page); the only
+/// source the subscriber may lift again.
+pub const ONE_CLICK_SOURCE: &str = "one-click";
+
+/// Why an address gets no mail, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Suppression {
+    /// Whether the subscriber set it themselves, and so may lift it.
+    pub fn is_own(&self) -> bool {
+        self.source == ONE_CLICK_SOURCE
+    }
+}
+
+/// An issue that went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentIssue {
+    pub issue: String,
+    pub first_sent: DateTime<Utc>,
 }
 
 /// Something the scheduler did, as `status` reports it.
@@ -665,6 +756,99 @@ mod tests {
             .record_event("i", now(), "missed", None, now())
             .unwrap();
         assert_eq!(ledger.events(Some("i"), 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_subscriber_lifts_only_the_suppression_they_caused() {
+        let (_dir, mut ledger) = open();
+        ledger
+            .suppress("ada@x", ONE_CLICK_SOURCE, None, now())
+            .unwrap();
+        ledger
+            .suppress("bob@x", "editor", Some("asked by phone"), now())
+            .unwrap();
+        assert!(ledger.unsuppress_own("ada@x").unwrap());
+        assert!(!ledger.unsuppress_own("bob@x").unwrap());
+        assert!(!ledger.unsuppress_own("ada@x").unwrap(), "already lifted");
+        assert_eq!(ledger.suppression("ada@x").unwrap(), None);
+        let bob = ledger.suppression("bob@x").unwrap().unwrap();
+        assert_eq!((bob.source.as_str(), bob.is_own()), ("editor", false));
+        assert_eq!(
+            ledger.suppression_counts().unwrap(),
+            [("editor".to_string(), 1)]
+        );
+    }
+
+    #[test]
+    fn sent_issues_are_those_someone_has_newest_first() {
+        let (_dir, mut ledger) = open();
+        let later = now() + chrono::Duration::days(7);
+        for (issue, when) in [("old", now()), ("new", later), ("failed", later)] {
+            ledger.enqueue(issue, [("a@x", "a@x")], when).unwrap();
+            ledger
+                .mark_sending(issue, &[("a@x".into(), "<m@x>".into())], when)
+                .unwrap();
+            let state = if issue == "failed" {
+                State::Failed
+            } else {
+                State::Sent
+            };
+            let outcome = Outcome {
+                email: "a@x".into(),
+                state,
+                reply: None,
+            };
+            ledger.record(issue, &[outcome], when).unwrap();
+        }
+        ledger.enqueue("pending", [("a@x", "a@x")], later).unwrap();
+        assert_eq!(
+            ledger.sent_issues().unwrap(),
+            [
+                SentIssue {
+                    issue: "new".into(),
+                    first_sent: later
+                },
+                SentIssue {
+                    issue: "old".into(),
+                    first_sent: now()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn known_addresses_include_the_delivered_the_tested_and_the_suppressed() {
+        let (_dir, mut ledger) = open();
+        ledger.enqueue("i", [("a@x", "A@x")], now()).unwrap();
+        ledger
+            .log_test_send("i", "editor@x", "sent", None, now())
+            .unwrap();
+        ledger.suppress("gone@x", "editor", None, now()).unwrap();
+        let mut known = ledger.known_addresses().unwrap();
+        known.sort();
+        assert_eq!(known, ["a@x", "editor@x", "gone@x"]);
+    }
+
+    #[test]
+    fn a_suppression_waits_for_a_send_holding_the_write_lock_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        let sender = Ledger::open(&path).unwrap();
+        let mut server = Ledger::open(&path).unwrap();
+        sender.connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            sender.connection.execute_batch("COMMIT").unwrap();
+        });
+        let started = std::time::Instant::now();
+        assert!(
+            server
+                .suppress("a@x", ONE_CLICK_SOURCE, None, now())
+                .unwrap()
+        );
+        assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+        release.join().unwrap();
+        assert!(server.suppression("a@x").unwrap().is_some());
     }
 
     #[test]
