@@ -265,3 +265,41 @@ fn two_ready_issues_for_one_slot_are_an_error_and_a_draft_due_soon_a_warning() {
         ]
     );
 }
+
+#[test]
+fn subscribers_on_the_ledgers_suppression_list_are_counted_in_the_list_row() {
+    let workspace = TestWorkspace::example();
+    {
+        std::fs::create_dir_all(workspace.path(".letterpress")).unwrap();
+        let mut ledger =
+            letterpress::ledger::Ledger::open(&workspace.path(".letterpress/ledger.sqlite3"))
+                .unwrap();
+        let now = chrono::Utc::now();
+        ledger
+            .suppress("ada.okafor@example.com", "one-click", None, now)
+            .unwrap();
+        ledger
+            .suppress("reader42@example.com", "editor", None, now)
+            .unwrap();
+        // Not on the list: not counted in its row.
+        ledger
+            .suppress("gone@example.net", "one-click", None, now)
+            .unwrap();
+    }
+    let run = workspace.run(&["check"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "newsletter.yaml           ok\n\
+         subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed, 2 suppressed\n\
+         issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML 25.2 KB\n\
+         check passed\n"
+    );
+}
+
+#[test]
+fn check_never_creates_a_ledger() {
+    let workspace = TestWorkspace::example();
+    assert_eq!(workspace.run(&["check"]).status, 0);
+    assert!(!workspace.path(".letterpress").exists());
+}

@@ -489,3 +489,28 @@ fn status_without_an_issue_shows_the_next_slots_and_what_went_out() {
          2021-08-23  sent 3, failed 0, deferred 0, uncertain 0\n"
     );
 }
+
+#[test]
+fn status_counts_the_suppressed_addresses_by_why() {
+    let workspace = TestWorkspace::for_delivery(THREE, FAST);
+    {
+        let mut ledger = workspace.ledger();
+        let now = chrono::Utc::now();
+        for address in ["a@example.com", "b@example.com"] {
+            ledger.suppress(address, "one-click", None, now).unwrap();
+        }
+        ledger
+            .suppress("c@example.com", "editor", Some("asked by phone"), now)
+            .unwrap();
+    }
+    let run = workspace.run(&["status"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "Next slots:\n  \
+         Mon 2021-08-16 09:00 America/Toronto -> no issue yet\n  \
+         Mon 2021-08-23 09:00 America/Toronto -> issues/2021-08-23.yaml (ready)\n  \
+         Mon 2021-08-30 09:00 America/Toronto -> no issue yet\n\
+         3 addresses suppressed (2 unsubscribed by link, 1 editor)\n"
+    );
+}

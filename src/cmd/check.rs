@@ -1,5 +1,6 @@
 //! `letterpress check`: every problem in every file, then a line per file.
 
+use std::collections::HashSet;
 use std::process::ExitCode;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
@@ -39,12 +40,13 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
         theme = loaded.value;
 
         let loaded = workspace.load_subscribers(newsletter);
+        let suppressed = suppressed_addresses(context)?;
         rows.push(Row {
             file: workspace.display(&workspace.subscribers_path(newsletter)),
             details: loaded
                 .value
                 .as_deref()
-                .map(describe_subscribers)
+                .map(|subscribers| describe_subscribers(subscribers, &suppressed))
                 .unwrap_or_default(),
         });
         diagnostics.extend(loaded.diagnostics);
@@ -223,17 +225,37 @@ fn weekday_name(day: chrono::Weekday) -> String {
         .unwrap_or_default()
 }
 
-fn describe_subscribers(subscribers: &[Subscriber]) -> String {
+/// The ledger's suppression list, read only if there is a ledger: `check` creates nothing.
+fn suppressed_addresses(context: &Context) -> anyhow::Result<HashSet<String>> {
+    let workspace = &context.workspace;
+    let path = workspace.state_dir().join(crate::ledger::LEDGER_FILE);
+    if !path.exists() {
+        return Ok(HashSet::new());
+    }
+    Ok(workspace.open_ledger()?.suppressed()?)
+}
+
+/// The list's counts; suppressed ones (unsubscribed by link, or by the editor in the ledger)
+/// are active in the file but get no mail, so they are named when there are any.
+fn describe_subscribers(subscribers: &[Subscriber], suppressed: &HashSet<String>) -> String {
     let active = subscribers
         .iter()
         .filter(|subscriber| subscriber.is_active())
         .count();
-    format!(
+    let on_list_suppressed = subscribers
+        .iter()
+        .filter(|subscriber| suppressed.contains(&subscriber.email.key()))
+        .count();
+    let mut details = format!(
         "{} subscriber{}: {active} active, {} unsubscribed",
         subscribers.len(),
         plural(subscribers.len()),
         subscribers.len() - active
-    )
+    );
+    if on_list_suppressed > 0 {
+        details.push_str(&format!(", {on_list_suppressed} suppressed"));
+    }
+    details
 }
 
 fn describe_issue(issue: &Issue) -> String {

@@ -190,6 +190,7 @@ pub fn run(
     }
     print_schedule(context)?;
     print_events(&ledger.events(None, 10)?);
+    print_suppressions(&ledger.suppression_counts()?);
     if !statuses.is_empty() {
         println!("Issues in the ledger:");
         for status in &statuses {
@@ -245,6 +246,31 @@ fn describe_entry(entry: &plan::IssueEntry) -> &'static str {
         Some(Readiness::Draft) => "draft: will not be sent",
         None => "does not pass check: will not be sent until fixed",
     }
+}
+
+/// One line on who gets no mail, by why: `3 addresses suppressed (unsubscribed by link)`.
+fn print_suppressions(counts: &[(String, u64)]) {
+    let total: u64 = counts.iter().map(|(_, count)| count).sum();
+    if total == 0 {
+        return;
+    }
+    let label = |source: &str| match source {
+        crate::ledger::ONE_CLICK_SOURCE => "unsubscribed by link".to_string(),
+        other => other.to_string(),
+    };
+    let why = match counts {
+        [(source, _)] => label(source),
+        several => several
+            .iter()
+            .map(|(source, count)| format!("{} {}", grouped(*count), label(source)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    println!(
+        "{} address{} suppressed ({why})",
+        grouped(total),
+        if total == 1 { "" } else { "es" }
+    );
 }
 
 fn print_events(events: &[crate::ledger::Event]) {
