@@ -72,16 +72,24 @@ Exit status: 0 no errors (warnings allowed), 1 errors found, 2 bad usage."
     #[command(
         long_about = "Render an issue to HTML, plain text and a sample .eml.\n\n\
 Writes DIR/<issue>/email.html, email.txt and sample.eml: the full MIME message as the first \
-active subscriber would receive it. Open the .eml in a mail client to see it as a reader will.",
-        after_help = "Examples:\n  letterpress render issues/2021-08-23.yaml\n  letterpress render 2021-08-23 --out /tmp/preview"
+active subscriber would receive it. Open the .eml in a mail client to see it as a reader will.\n\n\
+With --site DIR it writes the web archive instead (or as well, given an ISSUE): DIR/index.html \
+listing every issue the ledger shows as sent, newest first, DIR/issues/<date>/index.html with \
+each one's web version, DIR/feed.xml (Atom) and DIR/style.css; the same pages `letterpress \
+serve` answers with, for any static host. Unsubscribe links still need `letterpress serve`.",
+        after_help = "Examples:\n  letterpress render issues/2021-08-23.yaml\n  letterpress render 2021-08-23 --out /tmp/preview\n  \
+letterpress render --site public/"
     )]
     Render {
-        /// The issue file, or its name (2021-08-23).
-        #[arg(value_name = "ISSUE")]
-        issue: String,
+        /// The issue file, or its name (2021-08-23); optional with --site.
+        #[arg(value_name = "ISSUE", required_unless_present = "site")]
+        issue: Option<String>,
         /// Where to write the files.
         #[arg(long, value_name = "DIR", default_value = "out")]
         out: PathBuf,
+        /// Also (or only) write the web archive of the sent issues to DIR as static files.
+        #[arg(long, value_name = "DIR")]
+        site: Option<PathBuf>,
     },
 
     /// Send the issue to yourself, marked as a test.

@@ -22,7 +22,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::New { date } => cmd::new::run(&context, *date),
         Command::Check { issues } => cmd::check::run(&context, issues),
-        Command::Render { issue, out } => cmd::render::run(&context, issue, out),
+        Command::Render { issue, out, site } => {
+            cmd::render::run(&context, issue.as_deref(), out, site.as_deref())
+        }
         Command::Test { issue, to } => cmd::test::run(&context, issue, to),
         Command::Send {
             issue,

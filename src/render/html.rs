@@ -31,6 +31,14 @@ const MSO_SETTINGS: MsoOnly = MsoOnly(
     "<noscript><xml><o:OfficeDocumentSettings><o:PixelsPerInch>96</o:PixelsPerInch></o:OfficeDocumentSettings></xml></noscript>",
 );
 
+/// Where the layout is shown. An email client needs sizes inline; a browser page is styled by
+/// its stylesheet alone, since its Content-Security-Policy refuses inline styles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Medium {
+    Email,
+    Web,
+}
+
 /// The whole email, before its CSS is inlined.
 pub fn email(view: &View) -> Markup {
     let language = &view.newsletter.language;
@@ -59,7 +67,7 @@ pub fn email(view: &View) -> Markup {
                                 (header(view))
                                 (opening(view))
                                 @for section in &view.issue.sections {
-                                    (section_block(view, section))
+                                    (section_block(view, section, Medium::Email))
                                 }
                                 @if let Some(outro) = &view.issue.outro {
                                     (row("lp-outro lp-prose", prose(outro)))
@@ -89,17 +97,17 @@ fn preheader(view: &View) -> Markup {
 }
 
 /// One full-width row of the column.
-fn row(class: &str, content: Markup) -> Markup {
+pub(super) fn row(class: &str, content: Markup) -> Markup {
     html! {
         tr { td class=(class) { (content) } }
     }
 }
 
-fn prose(markdown: &Markdown) -> Markup {
+pub(super) fn prose(markdown: &Markdown) -> Markup {
     MarkdownHtml(markdown).render()
 }
 
-fn header(view: &View) -> Markup {
+pub(super) fn header(view: &View) -> Markup {
     row(
         "lp-header",
         html! {
@@ -129,19 +137,19 @@ fn opening(view: &View) -> Markup {
     )
 }
 
-fn section_block(view: &View, section: &Section) -> Markup {
+pub(super) fn section_block(view: &View, section: &Section, medium: Medium) -> Markup {
     row(
         "lp-section",
         html! {
             h2.lp-section-heading { (section.heading) }
             @for article in &section.articles {
-                (article_card(view, article))
+                (article_card(view, article, medium))
             }
         },
     )
 }
 
-fn article_card(view: &View, article: &Article) -> Markup {
+fn article_card(view: &View, article: &Article, medium: Medium) -> Markup {
     let byline: Vec<&str> = [&article.source, &article.author]
         .into_iter()
         .flatten()
@@ -152,7 +160,7 @@ fn article_card(view: &View, article: &Article) -> Markup {
             tr {
                 td.lp-card-cell {
                     @if let Some(image) = &article.image {
-                        (article_image(image, article.url.as_str()))
+                        (article_image(image, article.url.as_str(), medium))
                     }
                     h3.lp-card-title { a href=(article.url) { (article.title) } }
                     @if !byline.is_empty() {
@@ -168,12 +176,14 @@ fn article_card(view: &View, article: &Article) -> Markup {
     }
 }
 
-fn article_image(image: &Image, link: &str) -> Markup {
+fn article_image(image: &Image, link: &str, medium: Medium) -> Markup {
     let (width, height) = image.display_size();
+    let style =
+        (medium == Medium::Email).then(|| format!("width:100%;max-width:{width}px;height:auto;"));
     html! {
         a href=(link) {
             img.lp-card-image src=(image.src) alt=(image.alt) width=(width) height=[height]
-                style=(format!("width:100%;max-width:{width}px;height:auto;"));
+                style=[style];
         }
     }
 }

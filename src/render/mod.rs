@@ -7,6 +7,7 @@ mod html;
 pub mod markdown;
 pub mod template;
 mod text;
+pub mod web;
 
 use crate::model::issue::Issue;
 use crate::model::newsletter::Newsletter;
@@ -100,4 +101,16 @@ pub fn render(
         html: Template::from_marked(&inlined, Escape::Html),
         text: Template::from_marked(&text::email(&view), Escape::None),
     })
+}
+
+/// The web version of an issue, as a whole HTML page: the email's layout and content, with
+/// nothing personal in it (no greeting by name, no address, no unsubscribe link, no "view in
+/// your browser", no hidden preheader) and nothing that tracks. Styled by the site's
+/// `style.css` (see `web::stylesheet`).
+pub fn render_web_page(newsletter: &Newsletter, issue: &Issue, theme: &Theme) -> String {
+    let view = View {
+        web_url: None,
+        ..View::new(newsletter, issue, theme)
+    };
+    web::issue_page(&view).into_string()
 }

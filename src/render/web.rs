@@ -1,0 +1,360 @@
+//! Pages for a browser: the web version of an issue, the archive of past issues and the
+//! unsubscribe page.
+//!
+//! They share the email's Maud components and theme, so an issue looks the same in the
+//! browser as in the inbox, but nothing on them is personalised (no greeting by name, no
+//! address, no unsubscribe link) and nothing is tracked. Links between pages are relative, so
+//! the same files work behind any path prefix and on any static host; the stylesheet is a
+//! separate file because the pages' Content-Security-Policy refuses inline styles.
+
+use maud::{DOCTYPE, Markup, html};
+
+use super::View;
+use super::html::{Medium, header, prose, row, section_block};
+use crate::model::issue::Issue;
+use crate::model::newsletter::Newsletter;
+use crate::theme::Theme;
+
+/// What the browser pages need beyond the theme's email stylesheet: centring without tables,
+/// a button, the archive list. Dark-mode twins follow the theme's palette.
+pub const WEB_CSS: &str = include_str!("web.css");
+
+/// The policy for the archive's pages when a static host cannot send it as a header: no
+/// scripts at all, styles from the site's own stylesheet only, images from anywhere (the
+/// articles' own), forms only to the site. `frame-ancestors` works only as a header.
+pub const PAGE_POLICY: &str = "default-src 'none'; style-src 'self'; img-src https: http: data:; form-action 'self'; base-uri 'none'";
+
+/// Where a page sits below the site's root, as the prefix that leads back up to it: the
+/// archive is at the root, an issue at `issues/<id>/`, an unsubscribe page at
+/// `unsubscribe/<token>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    Root,
+    Issue,
+    Unsubscribe,
+}
+
+impl Depth {
+    fn to_root(self) -> &'static str {
+        match self {
+            Depth::Root => "./",
+            Depth::Issue => "../../",
+            Depth::Unsubscribe => "../",
+        }
+    }
+
+    fn href(self, path: &str) -> String {
+        format!("{}{path}", self.to_root())
+    }
+}
+
+/// The theme's stylesheet followed by the pages' own rules: `style.css` on the site.
+pub fn stylesheet(theme: &Theme) -> String {
+    format!("{}\n{WEB_CSS}", theme.css)
+}
+
+/// The page skeleton every browser page shares.
+fn page(newsletter: &Newsletter, title: &str, depth: Depth, policy: bool, body: Markup) -> Markup {
+    let language = &newsletter.language;
+    html! {
+        (DOCTYPE)
+        html lang=(language.as_str()) dir=(language.direction()) {
+            head {
+                meta charset="utf-8";
+                @if policy {
+                    meta http-equiv="Content-Security-Policy" content=(PAGE_POLICY);
+                }
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                meta name="color-scheme" content="light dark";
+                title { (title) }
+                link rel="stylesheet" href=(depth.href("style.css"));
+                link rel="alternate" type="application/atom+xml" title=(newsletter.name) href=(depth.href("feed.xml"));
+                // No favicon request to fail: the browser would otherwise ask for /favicon.ico.
+                link rel="icon" href="data:,";
+            }
+            body.lp-body.lp-page { (body) }
+        }
+    }
+}
+
+/// The centred column of the email, as a browser page.
+fn column(content: Markup) -> Markup {
+    html! {
+        table.lp-wrapper role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" {
+            tr {
+                td.lp-wrapper-cell align="center" {
+                    table.lp-container role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" {
+                        (content)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The postal address, and on an issue's page the way back to the others and the feed.
+fn web_footer(newsletter: &Newsletter, depth: Depth, links: bool) -> Markup {
+    row(
+        "lp-footer",
+        html! {
+            p.lp-postal-address {
+                @for (index, line) in newsletter.postal_address.lines().iter().enumerate() {
+                    @if index > 0 { br; }
+                    (line)
+                }
+            }
+            @if links {
+                p.lp-footer-links {
+                    a href=(depth.to_root()) { "All issues" }
+                    " · "
+                    a href=(depth.href("feed.xml")) { "Atom feed" }
+                }
+            }
+        },
+    )
+}
+
+/// The web version of an issue: the email's content without anything personal.
+pub fn issue_page(view: &View) -> Markup {
+    let depth = Depth::Issue;
+    let title = format!("{} · {}", view.issue.subject, view.newsletter.name);
+    page(
+        view.newsletter,
+        &title,
+        depth,
+        true,
+        column(html! {
+            (header(view))
+            @if let Some(intro) = &view.issue.intro {
+                (row("lp-content lp-prose", prose(intro)))
+            }
+            @for section in &view.issue.sections {
+                (section_block(view, section, Medium::Web))
+            }
+            @if let Some(outro) = &view.issue.outro {
+                (row("lp-outro lp-prose", prose(outro)))
+            }
+            (web_footer(view.newsletter, depth, true))
+        }),
+    )
+}
+
+/// The archive: every issue that went out, newest first.
+pub fn archive_page(newsletter: &Newsletter, theme: &Theme, issues: &[&Issue]) -> Markup {
+    let depth = Depth::Root;
+    let texts = &theme.texts;
+    page(
+        newsletter,
+        &format!("{} · All issues", newsletter.name),
+        depth,
+        true,
+        column(html! {
+            (row("lp-header", html! {
+                h1.lp-title { (newsletter.name) }
+                p.lp-issue-meta {
+                    "All issues · "
+                    a.lp-feed-link href=(depth.href("feed.xml")) { "Subscribe to the Atom feed" }
+                }
+            }))
+            (row("lp-section lp-archive", html! {
+                @if issues.is_empty() {
+                    p.lp-archive-empty { "No issue has been sent yet." }
+                }
+                @for issue in issues {
+                    table.lp-card role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" {
+                        tr {
+                            td.lp-card-cell {
+                                p.lp-card-meta {
+                                    @if let Some(number) = issue.number {
+                                        (texts.issue_label.replace("{number}", &number.to_string())) " · "
+                                    }
+                                    time datetime=(issue.date.format("%Y-%m-%d").to_string()) {
+                                        (issue.date.format(&texts.date_format).to_string())
+                                    }
+                                }
+                                h2.lp-card-title {
+                                    a href=(depth.href(&format!("issues/{}/", issue.id))) { (issue.subject) }
+                                }
+                                @if let Some(preheader) = &issue.preheader {
+                                    div.lp-card-excerpt { p { (preheader) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }))
+            (web_footer(newsletter, depth, false))
+        }),
+    )
+}
+
+/// Where a subscriber stands, as their unsubscribe page tells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// On the list and not suppressed: they get every issue.
+    Receiving,
+    /// Not suppressed, but not an active subscriber either (marked unsubscribed in the list,
+    /// or removed from it).
+    NotReceiving,
+    /// They unsubscribed with their link, and may undo it.
+    UnsubscribedThemselves,
+    /// Suppressed by the editor (or after bounces): only the editor can undo it.
+    SuppressedByEditor,
+}
+
+/// What the subscriber just did on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Viewed,
+    Unsubscribed,
+    Resubscribed,
+}
+
+/// The unsubscribe page for one subscriber: a single button that POSTs (a GET never
+/// unsubscribes), and after unsubscribing, one that undoes it. `masked` is the address as
+/// the page may show it.
+pub fn unsubscribe_page(
+    newsletter: &Newsletter,
+    masked: &str,
+    standing: Standing,
+    action: Action,
+) -> Markup {
+    let name = newsletter.name.as_str();
+    let contact = newsletter.reply_address().as_str();
+    let (heading, message) = match (standing, action) {
+        (Standing::Receiving, Action::Resubscribed) => (
+            "Welcome back".to_string(),
+            format!("{masked} will get {name} again."),
+        ),
+        (Standing::Receiving, _) => (
+            format!("Unsubscribe from {name}?"),
+            format!("{masked} gets {name}. One click and it stops: no account, no questions."),
+        ),
+        (Standing::NotReceiving, _) => (
+            format!("Unsubscribe from {name}"),
+            format!(
+                "{masked} does not get {name} at the moment. Unsubscribe to make sure it never does."
+            ),
+        ),
+        (Standing::UnsubscribedThemselves | Standing::SuppressedByEditor, _) => (
+            "You are unsubscribed".to_string(),
+            format!("{masked} will not get {name} any more."),
+        ),
+    };
+    page(
+        newsletter,
+        &format!("{heading} · {name}"),
+        Depth::Unsubscribe,
+        false,
+        panel(
+            newsletter,
+            html! {
+                h1.lp-page-heading { (heading) }
+                p { (message) }
+                @match standing {
+                    Standing::Receiving | Standing::NotReceiving => {
+                        // The same body a mail app sends for one-click unsubscribe (RFC 8058).
+                        form method="post" {
+                            input type="hidden" name="List-Unsubscribe" value="One-Click";
+                            button.lp-button type="submit" { "Unsubscribe" }
+                        }
+                    }
+                    Standing::UnsubscribedThemselves => {
+                        form.lp-undo method="post" {
+                            p { "Unsubscribed by mistake?" }
+                            button.lp-button.lp-button-quiet type="submit" name="action" value="resubscribe" { "Resubscribe" }
+                        }
+                    }
+                    Standing::SuppressedByEditor => {
+                        p.lp-note {
+                            "To be added back, write to "
+                            a href=(format!("mailto:{contact}")) { (contact) } "."
+                        }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+/// A small page for what went wrong. It never says whether an address is on the list.
+pub fn problem_page(
+    newsletter: &Newsletter,
+    depth: Depth,
+    heading: &str,
+    message: Markup,
+) -> Markup {
+    page(
+        newsletter,
+        &format!("{heading} · {}", newsletter.name),
+        depth,
+        false,
+        panel(
+            newsletter,
+            html! {
+                h1.lp-page-heading { (heading) }
+                (message)
+            },
+        ),
+    )
+}
+
+/// The page for an unsubscribe link that is not valid, whatever is wrong with it.
+pub fn invalid_link_page(newsletter: &Newsletter) -> Markup {
+    let contact = newsletter.reply_address().as_str();
+    problem_page(
+        newsletter,
+        Depth::Unsubscribe,
+        "This link does not work",
+        html! {
+            p { "The unsubscribe link may have been cut short when it was copied. Use the link in your latest email, or the unsubscribe button your mail app shows." }
+            p.lp-note {
+                "Or write to "
+                a href=(format!("mailto:{contact}")) { (contact) }
+                " and we will take you off the list."
+            }
+        },
+    )
+}
+
+/// A narrow card in the theme's look, for the small pages.
+fn panel(newsletter: &Newsletter, content: Markup) -> Markup {
+    html! {
+        main.lp-panel-wrapper {
+            div.lp-container.lp-panel {
+                div.lp-header { p.lp-title { (newsletter.name) } }
+                div.lp-content.lp-panel-content { (content) }
+                div.lp-footer {
+                    p.lp-postal-address {
+                        @for (index, line) in newsletter.postal_address.lines().iter().enumerate() {
+                            @if index > 0 { br; }
+                            (line)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The issue's content for a feed reader: the web version's body, without the page around
+/// it (readers drop the stylesheet, so the markup must read well bare).
+pub fn feed_content(view: &View) -> String {
+    html! {
+        @if let Some(intro) = &view.issue.intro {
+            (prose(intro))
+        }
+        @for section in &view.issue.sections {
+            h2 { (section.heading) }
+            @for article in &section.articles {
+                h3 { a href=(article.url) { (article.title) } }
+                (prose(&article.excerpt))
+            }
+        }
+        @if let Some(outro) = &view.issue.outro {
+            (prose(outro))
+        }
+    }
+    .into_string()
+}
