@@ -20,7 +20,8 @@ letterpress check                          every problem, as file:line:col: fiel
 letterpress render issues/2021-08-23.yaml  write the HTML, the text and a sample .eml to out/\n  \
 letterpress test 2021-08-23 --to me@example.com   a test in your own inbox\n  \
 letterpress send 2021-08-23                send to every active subscriber, once each\n  \
-letterpress status 2021-08-23              sent, failed, deferred, uncertain\n\n\
+letterpress status 2021-08-23              sent, failed, deferred, uncertain\n  \
+letterpress serve                          one-click unsubscribe and the web archive\n\n\
 Exit status: 0 ok, 1 problems found or the work failed, 2 bad usage or invalid input."
 )]
 pub struct Cli {
@@ -159,6 +160,31 @@ Logs go to stderr, one line per event; LETTERPRESS_LOG=debug shows more."
         /// Send whatever is due now and exit.
         #[arg(long)]
         once: bool,
+    },
+
+    /// Serve one-click unsubscribe links and the web archive over HTTP.
+    #[command(
+        long_about = "Serve one-click unsubscribe links and the web archive over HTTP.\n\n\
+The other end of the unsubscribe link in every email ({site_url}/unsubscribe/<token>): a POST \
+(what Gmail's and Apple Mail's unsubscribe buttons send, RFC 8058) unsubscribes at once; a GET \
+shows a page with one button, and never unsubscribes by itself. The address goes on the \
+ledger's suppression list, which every send and the scheduler honour; the page then offers to \
+resubscribe. Also serves the archive of sent issues (/), each one's web version \
+(/issues/<date>/) and an Atom feed (/feed.xml).\n\n\
+Listens on loopback by default: put a TLS reverse proxy (Caddy, nginx) in front of it and set \
+site_url in newsletter.yaml to its public address. Picks up edits to the settings, the list \
+and the issues without a restart.",
+        after_help = "Examples:\n  letterpress serve                          # http://127.0.0.1:8080\n  \
+letterpress serve --listen 127.0.0.1:9000\n  \
+letterpress serve --listen 0.0.0.0:8080    # reachable from other machines: only behind a proxy\n\n\
+Environment:\n  LETTERPRESS_SECRET   the secret the links were signed with (else .letterpress/secret)\n  \
+LETTERPRESS_LOG      log filter (info by default; debug for more)\n\n\
+Stops on Ctrl-C or SIGTERM."
+    )]
+    Serve {
+        /// The address and port to listen on.
+        #[arg(long, value_name = "ADDR:PORT", default_value = crate::serve::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
     },
 
     /// What was sent, failed, deferred or left uncertain.

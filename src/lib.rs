@@ -12,6 +12,7 @@ pub mod model;
 pub mod render;
 pub mod schedule;
 pub mod secret;
+pub mod serve;
 pub mod theme;
 pub mod workspace;
 pub mod yaml;

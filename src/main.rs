@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Run { once } => cmd::run::run(&context, *once),
+        Command::Serve { listen } => cmd::serve::run(&context, *listen),
         Command::Status { issue, json } => cmd::status::run(&context, issue.as_deref(), *json),
     };
     result.unwrap_or_else(report)

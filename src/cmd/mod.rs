@@ -5,6 +5,7 @@ pub mod new;
 pub mod render;
 pub mod run;
 pub mod send;
+pub mod serve;
 pub mod status;
 pub mod test;
 

@@ -49,7 +49,7 @@ pub fn run(context: &Context, once: bool) -> anyhow::Result<ExitCode> {
 
 /// One line per event on stderr, without colours or timestamps under systemd (the journal
 /// adds its own).
-fn init_logging() {
+pub(super) fn init_logging() {
     let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()

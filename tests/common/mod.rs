@@ -189,3 +189,125 @@ pub fn numbered_subscribers(count: usize) -> String {
         .map(|index| format!("- email: reader{index}@example.com\n  name: Reader {index}\n"))
         .collect()
 }
+
+/// `letterpress serve` running in a workspace on a random loopback port, stopped when
+/// dropped. Its log goes to `serve.log` in the workspace.
+pub struct ServeProcess {
+    child: std::process::Child,
+    /// Kept open: the server would fail writing to a closed stdout.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+    pub base: String,
+}
+
+impl ServeProcess {
+    pub fn start(workspace: &TestWorkspace) -> ServeProcess {
+        use std::io::BufRead;
+        let log = std::fs::File::create(workspace.path("serve.log")).unwrap();
+        let mut child = workspace
+            .std_command()
+            .env("LETTERPRESS_SECRET", SECRET)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut first_line = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first_line).unwrap();
+        let base = first_line
+            .trim_end()
+            .rsplit_once(" on ")
+            .map(|(_, url)| url.trim_end_matches('/').to_string())
+            .filter(|url| url.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!(
+                    "serve did not start: {first_line:?}\n{}",
+                    workspace.read("serve.log")
+                )
+            });
+        ServeProcess {
+            child,
+            _stdout: stdout,
+            base,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The port, for raw connections.
+    pub fn address(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer as a test checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A plain HTTP client: statuses are answers, not errors, and redirects are not followed.
+pub fn http(method: &str, url: &str, form: Option<&str>) -> Reply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(20)))
+        .build()
+        .into();
+    let result = match (method, form) {
+        ("GET", None) => agent.get(url).call(),
+        ("POST", Some(body)) => agent
+            .post(url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(body),
+        ("POST", None) => agent.post(url).send_empty(),
+        other => panic!("no such request in these tests: {other:?}"),
+    };
+    let mut response = result.unwrap_or_else(|error| panic!("{method} {url}: {error}"));
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                value.to_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    Reply {
+        status: response.status().as_u16(),
+        headers,
+        body: response.body_mut().read_to_string().unwrap(),
+    }
+}
+
+pub fn get(url: &str) -> Reply {
+    http("GET", url, None)
+}
+
+/// What a mail app's unsubscribe button sends (RFC 8058).
+pub fn one_click(url: &str) -> Reply {
+    http("POST", url, Some("List-Unsubscribe=One-Click"))
+}
