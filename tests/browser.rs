@@ -1,0 +1,162 @@
+//! The pages `letterpress serve` shows a reader, loaded in headless Chromium (Debian's
+//! `chromium`) at a phone's and a desktop's width: no console errors (Content-Security-Policy
+//! violations included), and screenshots left in `target/screenshots/` to look at.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{SECRET, ServeProcess, TestWorkspace, one_click};
+use letterpress::secret::Secret;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const LIST_ID: &str = "global-ai-weekly.weekly.example.com";
+const WIDTHS: [(&str, u32, u32); 2] = [("phone", 390, 844), ("desktop", 1280, 900)];
+
+fn screenshots_dir() -> PathBuf {
+    // target/tmp is where cargo lets integration tests write; its parent is target/.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Loads `url` at `width`x`height` and saves a screenshot to `png`; returns the console
+/// messages Chromium logged (its stderr lines from the page's console).
+fn load(url: &str, width: u32, height: u32, png: &Path) -> Vec<String> {
+    let profile = tempfile::tempdir().unwrap();
+    let _ = std::fs::remove_file(png);
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            // Every name but loopback fails to resolve, so the articles' images (on the
+            // internet) cost no traffic and the run stays on this machine.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--window-size={width},{height}"))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("cannot run {CHROMIUM} ({error}): `apt-get install chromium` (.ci/run does)")
+        });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish loading {url}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "chromium failed on {url}:\n{stderr}"
+    );
+    // Chromium writes console messages as `...:INFO:CONSOLE(12)] "..."` or, in newer
+    // versions, `...:INFO:CONSOLE:12] "..."`.
+    stderr
+        .lines()
+        .filter(|line| line.contains(":CONSOLE(") || line.contains(":CONSOLE:"))
+        .map(String::from)
+        .collect()
+}
+
+/// The width and height a PNG file declares.
+fn png_size(png: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(png).unwrap();
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        png.display()
+    );
+    let number = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (number(16), number(20))
+}
+
+#[test]
+fn the_detector_sees_a_content_security_policy_violation() {
+    let png = std::env::temp_dir().join(format!("letterpress-control-{}.png", std::process::id()));
+    let console = load(
+        "data:text/html,<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'\"><p style='color:red'>x</p>",
+        390,
+        844,
+        &png,
+    );
+    let _ = std::fs::remove_file(&png);
+    assert_eq!(console.len(), 1, "{console:?}");
+    assert!(console[0].contains("violates the following Content Security Policy directive"));
+}
+
+#[test]
+fn the_web_version_archive_and_unsubscribe_pages_render_cleanly_on_phone_and_desktop() {
+    let workspace = TestWorkspace::example();
+    let sent = workspace
+        .command()
+        .env("LETTERPRESS_SECRET", SECRET)
+        .args(["send", "2021-08-23", "--yes"])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+    let server = ServeProcess::start(&workspace);
+    let secret = Secret::from_passphrase(SECRET).unwrap();
+    let link = |address: &str| {
+        server.url(&format!(
+            "/unsubscribe/{}",
+            secret.unsubscribe_token(LIST_ID, address)
+        ))
+    };
+    // One subscriber has already left, to show the page that offers to undo it.
+    let left = link("chloe.lefevre@example.com");
+    assert_eq!(one_click(&left).status, 200);
+
+    let pages = [
+        ("web-version", server.url("/issues/2021-08-23/")),
+        ("archive", server.url("/")),
+        ("unsubscribe", link("ada.okafor@example.com")),
+        ("unsubscribed", left),
+        ("invalid-link", server.url("/unsubscribe/not-a-valid-token")),
+    ];
+    let dir = screenshots_dir();
+    let mut problems = Vec::new();
+    for (name, url) in &pages {
+        for (device, width, height) in WIDTHS {
+            let png = dir.join(format!("{name}-{device}.png"));
+            let console = load(url, width, height, &png);
+            if !console.is_empty() {
+                problems.push(format!("{name} at {device} width: {console:?}"));
+            }
+            assert_eq!(png_size(&png), (width, height), "{}", png.display());
+            assert!(
+                std::fs::metadata(&png).unwrap().len() > 2_000,
+                "{} is blank",
+                png.display()
+            );
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "console errors:\n{}",
+        problems.join("\n")
+    );
+    eprintln!("screenshots in {}", dir.display());
+}
