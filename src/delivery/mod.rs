@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod lock;
+pub mod smtp;
 pub mod smtp_url;
 pub mod transport;
 

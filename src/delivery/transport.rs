@@ -6,12 +6,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use tokio::net::TcpStream;
 
-use super::smtp_url::{SMTP_URL_ENV, Security, SmtpUrl};
+use super::smtp::{Session, SmtpError, Step, TlsSettings};
+use super::smtp_url::{SMTP_URL_ENV, SmtpUrl};
 
 /// How one attempt to hand a message over ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +40,8 @@ impl Transport {
             Ok(text) if !text.trim().is_empty() => {
                 let url = SmtpUrl::parse(&text)?;
                 let timeout = Duration::from_secs(u64::from(delivery.timeout_seconds));
-                Ok(Transport::Smtp(
-                    SmtpRelay::new(url, timeout).map_err(anyhow::Error::msg)?,
-                ))
+                let tls = TlsSettings::from_env().map_err(anyhow::Error::msg)?;
+                Ok(Transport::Smtp(SmtpRelay::new(url, timeout, tls)))
             }
             _ => {
                 let dir = workspace.state_dir().join("outbox").join(outbox);
@@ -79,69 +75,58 @@ impl Transport {
     }
 }
 
-/// An SMTP relay. lettre speaks the protocol (EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA); the
-/// connections are ours, for two reasons measured against lettre's own pooled transport:
-/// its sockets leave Nagle's algorithm on, so the five bytes ending every message wait for
-/// the relay's delayed ACK (40 ms on Linux: 90 messages a second over four connections to a
-/// loopback sink), and a send cancelled by a timeout goes back into its pool with replies
-/// still in flight, to be misread by the next message. Here each socket has `TCP_NODELAY`,
-/// every step has a deadline, and a connection that timed out or broke is dropped.
+/// An SMTP relay, over up to `delivery.concurrency` sessions kept open and reused.
 pub struct SmtpRelay {
     url: SmtpUrl,
     timeout: Duration,
-    hello: ClientId,
-    tls: Option<TlsParameters>,
-    idle: Mutex<Vec<IdleConnection>>,
+    tls: TlsSettings,
+    hello: String,
+    idle: Mutex<Vec<IdleSession>>,
 }
 
-struct IdleConnection {
-    connection: AsyncSmtpConnection,
+struct IdleSession {
+    session: Session,
     since: Instant,
 }
 
-/// A connection idle longer than this is checked with NOOP before reuse: relays close idle
+/// A session idle longer than this is checked with NOOP before reuse: relays close idle
 /// connections, and a message must not be the one to find out.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 impl SmtpRelay {
-    pub fn new(url: SmtpUrl, timeout: Duration) -> Result<SmtpRelay, String> {
-        // STARTTLS goes through lettre; implicit TLS is set up in `connect`.
-        let tls = match url.security {
-            Security::None | Security::Implicit => None,
-            Security::Required | Security::Opportunistic => Some(
-                TlsParameters::new(url.host.clone())
-                    .map_err(|error| format!("cannot set up TLS for {}: {error}", url.host))?,
-            ),
-        };
-        Ok(SmtpRelay {
+    pub fn new(url: SmtpUrl, timeout: Duration, tls: TlsSettings) -> SmtpRelay {
+        SmtpRelay {
             url,
             timeout,
-            hello: ClientId::default(),
             tls,
+            hello: hello_name(),
             idle: Mutex::new(Vec::new()),
-        })
+        }
     }
 
+    /// One attempt, bounded by the timeout from connecting to the relay's last reply. A
+    /// session that timed out or broke is dropped, never reused.
     async fn send(&self, envelope: &Envelope, message: &[u8]) -> Attempt {
-        let mut connection = match self.take_connection().await {
-            Ok(connection) => connection,
+        let mut session = match self.take_session().await {
+            Ok(session) => session,
             Err(attempt) => return attempt,
         };
-        match tokio::time::timeout(self.timeout, connection.send(envelope, message)).await {
-            Ok(Ok(response)) => {
-                self.put_back(connection);
-                Attempt::Delivered(format!(
-                    "{} {}",
-                    u16::from(response.code()),
-                    response.message().collect::<Vec<_>>().join(" ")
-                ))
+        let from = envelope.from().map(ToString::to_string).unwrap_or_default();
+        let to = envelope
+            .to()
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match tokio::time::timeout(self.timeout, session.send(&from, &to, message)).await {
+            Ok(Ok(reply)) => {
+                self.put_back(session);
+                Attempt::Delivered(reply.to_string())
             }
             Ok(Err(error)) => {
-                // lettre ends the session after a negative reply; a healthy one is reused.
-                if !connection.has_broken() {
-                    self.put_back(connection);
+                if matches!(error, SmtpError::Rejected(..)) {
+                    self.put_back(session);
                 }
-                classify(&error)
+                classify(error)
             }
             Err(_) => Attempt::Transient(self.timed_out()),
         }
@@ -154,101 +139,44 @@ impl SmtpRelay {
         )
     }
 
-    /// An idle connection that still answers, or a new one.
-    async fn take_connection(&self) -> Result<AsyncSmtpConnection, Attempt> {
+    /// An idle session that still answers, or a new one.
+    async fn take_session(&self) -> Result<Session, Attempt> {
         loop {
             let idle = self
                 .idle
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .pop();
-            let Some(IdleConnection {
-                mut connection,
-                since,
-            }) = idle
-            else {
+            let Some(IdleSession { mut session, since }) = idle else {
                 break;
             };
             if since.elapsed() < CHECK_AFTER_IDLE {
-                return Ok(connection);
+                return Ok(session);
             }
-            if let Ok(true) = tokio::time::timeout(self.timeout, connection.test_connected()).await
-            {
-                return Ok(connection);
+            if let Ok(true) = tokio::time::timeout(self.timeout, session.is_alive()).await {
+                return Ok(session);
             }
         }
-        match tokio::time::timeout(self.timeout, self.connect()).await {
-            Ok(result) => result,
+        match tokio::time::timeout(
+            self.timeout,
+            Session::open(&self.url, &self.hello, &self.tls),
+        )
+        .await
+        {
+            Ok(Ok(session)) => Ok(session),
+            Ok(Err(error)) => Err(classify(error)),
             Err(_) => Err(Attempt::Transient(self.timed_out())),
         }
     }
 
-    fn put_back(&self, connection: AsyncSmtpConnection) {
+    fn put_back(&self, session: Session) {
         self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(IdleConnection {
-                connection,
+            .push(IdleSession {
+                session,
                 since: Instant::now(),
             });
-    }
-
-    async fn connect(&self) -> Result<AsyncSmtpConnection, Attempt> {
-        let cannot_connect = |error: std::io::Error| {
-            Attempt::Transient(format!(
-                "cannot connect to {}:{}: {error}",
-                self.url.host, self.url.port
-            ))
-        };
-        let tcp = TcpStream::connect((self.url.host.as_str(), self.url.port))
-            .await
-            .map_err(cannot_connect)?;
-        // Without it every message waits for a delayed ACK before its final line goes out.
-        tcp.set_nodelay(true).map_err(cannot_connect)?;
-        let stream: Box<dyn AsyncTokioStream> = if self.url.security == Security::Implicit {
-            // TLS from the first byte; lettre then reads the greeting through it.
-            Box::new(implicit_tls(&self.url.host, tcp).await.map_err(|error| {
-                let reply = format!("TLS with {} failed: {error}", self.url.host);
-                // A certificate that does not verify will not verify on the next try either.
-                if error.kind() == std::io::ErrorKind::InvalidData {
-                    Attempt::Fatal(reply)
-                } else {
-                    Attempt::Transient(reply)
-                }
-            })?)
-        } else {
-            Box::new(tcp)
-        };
-        self.open_session(stream)
-            .await
-            .map_err(|error| classify(&error))
-    }
-
-    /// Greeting, EHLO, STARTTLS and AUTH.
-    async fn open_session(
-        &self,
-        stream: Box<dyn AsyncTokioStream>,
-    ) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
-        let mut connection =
-            AsyncSmtpConnection::connect_with_transport(stream, &self.hello).await?;
-        match (&self.url.security, &self.tls) {
-            (Security::Required, Some(tls)) => {
-                connection.starttls(tls.clone(), &self.hello).await?
-            }
-            (Security::Opportunistic, Some(tls)) if connection.can_starttls() => {
-                connection.starttls(tls.clone(), &self.hello).await?
-            }
-            _ => {}
-        }
-        if let Some((user, password)) = self.url.credentials() {
-            connection
-                .auth(
-                    &[Mechanism::Plain, Mechanism::Login],
-                    &Credentials::new(user, password),
-                )
-                .await?;
-        }
-        Ok(connection)
     }
 
     async fn shutdown(&self) {
@@ -258,104 +186,45 @@ impl SmtpRelay {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
-        for IdleConnection { mut connection, .. } in idle {
-            let _ = tokio::time::timeout(Duration::from_secs(2), connection.quit()).await;
+        for IdleSession { session, .. } in idle {
+            let _ = tokio::time::timeout(Duration::from_secs(2), session.quit()).await;
         }
     }
 }
 
-/// An implicit-TLS stream (`smtps://`), handed to lettre as a stream it speaks SMTP over.
-#[derive(Debug)]
-struct ImplicitTls(tokio_rustls::client::TlsStream<TcpStream>);
-
-impl AsyncTokioStream for ImplicitTls {
-    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.0.get_ref().0.peer_addr()
-    }
+/// The name this machine gives in EHLO: its hostname when it has a usable one.
+fn hello_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
+        .unwrap_or_else(|| "[127.0.0.1]".to_string())
 }
 
-impl tokio::io::AsyncRead for ImplicitTls {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-        buffer: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(context, buffer)
-    }
-}
-
-impl tokio::io::AsyncWrite for ImplicitTls {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-        buffer: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(context, buffer)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(context)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(context)
-    }
-}
-
-/// The TLS handshake for `smtps://`, verifying the relay against the Mozilla roots.
-async fn implicit_tls(host: &str, tcp: TcpStream) -> std::io::Result<ImplicitTls> {
-    use std::sync::{Arc, OnceLock};
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore, pki_types::ServerName};
-    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        Arc::new(
-            ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
-    });
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|_| std::io::Error::other(format!("`{host}` is not a valid TLS server name")))?;
-    let stream = tokio_rustls::TlsConnector::from(config.clone())
-        .connect(name, tcp)
-        .await?;
-    Ok(ImplicitTls(stream))
-}
-
-/// Sorts a lettre error into what the send loop does next.
-fn classify(error: &lettre::transport::smtp::Error) -> Attempt {
-    let reply = describe_error(error);
-    if error.is_client() || error.is_tls() {
-        return Attempt::Fatal(reply);
-    }
-    match error.status().map(u16::from) {
-        // Authentication is refused for every message alike: a wrong password must not mark
-        // the whole list as failed.
-        Some(530 | 534 | 535 | 538) => Attempt::Fatal(reply),
-        _ if error.is_permanent() => Attempt::Permanent(reply),
-        // 4xx, timeouts, refused, reset and dropped connections: all worth another try.
-        _ => Attempt::Transient(reply),
-    }
-}
-
-/// `550 5.1.1 User unknown` for a reply, lettre's description otherwise.
-fn describe_error(error: &lettre::transport::smtp::Error) -> String {
-    let text = error.to_string();
-    match (error.status(), text.split_once("): ")) {
-        (Some(code), Some((_, message))) => format!("{} {}", u16::from(code), message.trim()),
-        _ => text,
+/// Sorts a failure into what the send loop does next.
+fn classify(error: SmtpError) -> Attempt {
+    let reason = error.to_string();
+    match error {
+        // A refused password, a missing STARTTLS or AUTH, a certificate that does not verify:
+        // the same for every message, so the run stops instead of failing the whole list.
+        SmtpError::Rejected(_, Step::Auth) | SmtpError::NoStartTls | SmtpError::NoAuth => {
+            Attempt::Fatal(reason)
+        }
+        SmtpError::Tls { ref source, .. } if source.kind() == std::io::ErrorKind::InvalidData => {
+            Attempt::Fatal(reason)
+        }
+        SmtpError::Rejected(reply, _) if reply.is_transient() => Attempt::Transient(reason),
+        SmtpError::Rejected(..) => Attempt::Permanent(reason),
+        // Refused, reset or dropped connections, garbled replies: worth another try.
+        SmtpError::Connect { .. }
+        | SmtpError::Io(_)
+        | SmtpError::Tls { .. }
+        | SmtpError::Protocol(_) => Attempt::Transient(reason),
     }
 }
 

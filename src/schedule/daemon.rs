@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::delivery::PreparedSend;
 use crate::delivery::engine::{Progress, Stop, Tally};
 use crate::delivery::lock::{FileLock, IssueLock, LockError};
+use crate::delivery::smtp::TlsSettings;
 use crate::delivery::smtp_url::SmtpUrl;
 use crate::delivery::transport::{Outbox, SmtpRelay, Transport};
 use crate::edition::Edition;
@@ -203,13 +204,11 @@ impl Scheduler {
         drop(ledger);
 
         let transport = Arc::new(match &self.destination {
-            Destination::Relay(url) => Transport::Smtp(
-                SmtpRelay::new(
-                    url.clone(),
-                    StdDuration::from_secs(u64::from(edition.newsletter.delivery.timeout_seconds)),
-                )
-                .map_err(anyhow::Error::msg)?,
-            ),
+            Destination::Relay(url) => Transport::Smtp(SmtpRelay::new(
+                url.clone(),
+                StdDuration::from_secs(u64::from(edition.newsletter.delivery.timeout_seconds)),
+                TlsSettings::from_env().map_err(anyhow::Error::msg)?,
+            )),
             Destination::Outbox => {
                 let dir = self.workspace.state_dir().join("outbox").join(id);
                 let display = self.workspace.display(&dir);

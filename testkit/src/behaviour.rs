@@ -269,6 +269,7 @@ pub struct Behaviour {
     pub(crate) shutdown: Option<ShutdownRule>,
     pub(crate) reply_delay: Duration,
     pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) pipelining: bool,
 }
 
 impl Default for Behaviour {
@@ -286,6 +287,7 @@ impl Default for Behaviour {
             shutdown: None,
             reply_delay: Duration::ZERO,
             rate_limit: None,
+            pipelining: true,
         }
     }
 }
@@ -294,6 +296,13 @@ impl Behaviour {
     /// A server that accepts every message.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Leave PIPELINING out of the EHLO reply, like an old relay, so a client must wait for
+    /// each reply before its next command.
+    pub fn without_pipelining(mut self) -> Self {
+        self.pipelining = false;
+        self
     }
 
     /// The name the server gives in its banner and EHLO reply.

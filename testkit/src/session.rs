@@ -132,19 +132,26 @@ impl Session {
         if !self.maybe_stall(Stage::Ehlo, &[]).await? {
             return Ok(Flow::Close);
         }
-        let (hostname, max_size, auth) = {
+        let (hostname, max_size, auth, pipelining) = {
             let state = self.shared.lock();
             let b = &state.behaviour;
-            (b.hostname.clone(), b.max_size, !b.credentials.is_empty())
+            (
+                b.hostname.clone(),
+                b.max_size,
+                !b.credentials.is_empty(),
+                b.pipelining,
+            )
         };
-        let mut lines = vec![
-            format!("{hostname} greets {client}"),
-            "PIPELINING".to_owned(),
+        let mut lines = vec![format!("{hostname} greets {client}")];
+        if pipelining {
+            lines.push("PIPELINING".to_owned());
+        }
+        lines.extend([
             "8BITMIME".to_owned(),
             format!("SIZE {max_size}"),
             "SMTPUTF8".to_owned(),
             "ENHANCEDSTATUSCODES".to_owned(),
-        ];
+        ]);
         if auth {
             lines.push("AUTH PLAIN LOGIN".to_owned());
         }
