@@ -400,6 +400,16 @@ impl Ledger {
         rows.collect()
     }
 
+    /// Addresses suppressed at or after `since`: a send checks these before each batch, so a
+    /// reader who unsubscribes while their issue is going out does not get it.
+    pub fn suppressed_since(&self, since: DateTime<Utc>) -> rusqlite::Result<HashSet<String>> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT email FROM suppressions WHERE created_at >= ?1")?;
+        let rows = statement.query_map([timestamp(since)], |row| row.get(0))?;
+        rows.collect()
+    }
+
     /// Adds an address to the suppression list; returns false if it was already there.
     pub fn suppress(
         &mut self,

@@ -701,7 +701,7 @@ fn render_without_an_issue_or_site_is_a_usage_error() {
 }
 
 #[test]
-fn unsubscribes_are_recorded_while_a_send_writes_the_same_ledger() {
+fn unsubscribes_during_a_send_are_recorded_and_stop_the_issue_in_progress_too() {
     let smtp = SmtpServer::start_in_background(Behaviour::new());
     let workspace = TestWorkspace::for_delivery(
         &numbered_subscribers(1500),
@@ -734,8 +734,29 @@ fn unsubscribes_are_recorded_while_a_send_writes_the_same_ledger() {
     for address in &leaving {
         assert!(ledger.suppression(address).unwrap().is_some(), "{address}");
     }
-    // Nothing the send recorded was lost to the server's writes. (A send takes its list when
-    // it starts, so those who left during it are skipped from the next send on.)
-    assert_eq!(ledger.counts(ISSUE).unwrap().sent, 1500);
-    assert_eq!(smtp.message_count(), 1500);
+    // Nothing the send recorded was lost to the server's writes, and the send, which checks
+    // the suppression list before each batch, did not reach those who had left.
+    let counts = ledger.counts(ISSUE).unwrap();
+    assert_eq!((counts.sent, counts.skipped), (1480, 20));
+    assert_eq!(smtp.message_count(), 1480);
+    let received: Vec<String> = smtp
+        .messages()
+        .into_iter()
+        .flat_map(|message| message.rcpt_to)
+        .collect();
+    for address in &leaving {
+        assert!(
+            !received.contains(address),
+            "{address} got the issue after leaving"
+        );
+        assert_eq!(
+            ledger
+                .row(ISSUE, address)
+                .unwrap()
+                .unwrap()
+                .last_reply
+                .as_deref(),
+            Some("unsubscribed while the issue was going out")
+        );
+    }
 }

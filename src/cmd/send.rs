@@ -142,8 +142,13 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
 
 fn summarise(tally: &Tally, elapsed: Duration) {
     let seconds = elapsed.as_secs_f64();
+    let skipped = if tally.skipped > 0 {
+        format!(", {} unsubscribed during the send", grouped(tally.skipped))
+    } else {
+        String::new()
+    };
     println!(
-        "This run: {} sent, {} failed, {} deferred, {} retries, {} in {:.1}s ({:.0} messages/s)",
+        "This run: {} sent, {} failed, {} deferred, {} retries{skipped}, {} in {:.1}s ({:.0} messages/s)",
         grouped(tally.sent),
         grouped(tally.failed),
         grouped(tally.deferred),

@@ -83,12 +83,14 @@ pub struct Tally {
     pub deferred: u64,
     /// Transient failures that were retried.
     pub retries: u64,
+    /// Unsubscribed while the send was running, so never sent.
+    pub skipped: u64,
     pub bytes: u64,
 }
 
 impl Tally {
     pub fn done(&self) -> u64 {
-        self.sent + self.failed + self.deferred
+        self.sent + self.failed + self.deferred + self.skipped
     }
 }
 
@@ -195,6 +197,7 @@ pub async fn run(
     // ~50ms while the recipients in flight (the uncertain ones after a crash) stay few.
     let mut claim_size = concurrency * 2;
     let started = Instant::now();
+    let run_started = clock.now();
 
     loop {
         if stopped.is_none() && *stop.borrow() {
@@ -215,7 +218,22 @@ pub async fn run(
                 }
                 let rate = tally.done() as f64 / started.elapsed().as_secs_f64().max(0.001);
                 claim_size = claim_size.max((rate * 0.05) as usize).min(1024);
-                let batch: Vec<Job> = queue.drain(..claim_size.min(queue.len())).collect();
+                let mut batch: Vec<Job> = queue.drain(..claim_size.min(queue.len())).collect();
+                let unsubscribed = recorder.suppressed_since(run_started).await?;
+                if !unsubscribed.is_empty() {
+                    batch.retain(|job| {
+                        let keep = !unsubscribed.contains(&job.email_key);
+                        if !keep {
+                            tally.skipped += 1;
+                            results.push(Outcome {
+                                email: job.email_key.clone(),
+                                state: State::Skipped,
+                                reply: Some("unsubscribed while the issue was going out".into()),
+                            });
+                        }
+                        keep
+                    });
+                }
                 let claims = batch
                     .iter()
                     .map(|job| {
@@ -410,6 +428,21 @@ struct Recorder {
 }
 
 impl Recorder {
+    async fn suppressed_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<std::collections::HashSet<String>> {
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || {
+            let ledger = ledger
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            ledger.suppressed_since(since)
+        })
+        .await?
+        .context("cannot read the suppression list")
+    }
+
     async fn claim(&self, claims: Vec<(String, String)>) -> anyhow::Result<()> {
         let (issue, ledger, now) = (self.issue.clone(), self.ledger.clone(), self.clock.now());
         tokio::task::spawn_blocking(move || {
