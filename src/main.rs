@@ -7,6 +7,7 @@ use letterpress::cmd::{self, Context, InvalidInput};
 use letterpress::workspace::Workspace;
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let clock = match letterpress::clock::from_env() {
         Ok(clock) => clock,
@@ -45,6 +46,17 @@ fn main() -> ExitCode {
         Command::Status { issue, json } => cmd::status::run(&context, issue.as_deref(), *json),
     };
     result.unwrap_or_else(report)
+}
+
+/// `letterpress check | head -1` should end quietly, as `grep` would, not panic on the closed
+/// pipe: Rust ignores SIGPIPE by default. No command writes to stdout while it holds work
+/// that is not yet in the ledger, so dying of it loses nothing.
+fn restore_default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; it only resets a signal
+    // disposition to the default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Invalid input is listed problem by problem (exit 2); anything else is shown with its

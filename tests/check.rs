@@ -13,7 +13,7 @@ fn the_example_workspace_passes_with_a_line_per_file() {
         run.stdout,
         "newsletter.yaml           ok\n\
          subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed\n\
-         issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML 25.2 KB\n\
+         issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML 25.2 KiB\n\
          check passed\n"
     );
 }
@@ -196,7 +196,7 @@ fn an_issue_too_big_for_gmail_is_a_warning() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("Gmail clips emails over 102.0 KB"),
+        run.stdout.contains("Gmail clips emails over 102.0 KiB"),
         "{}",
         run.stdout
     );
@@ -292,7 +292,7 @@ fn subscribers_on_the_ledgers_suppression_list_are_counted_in_the_list_row() {
         run.stdout,
         "newsletter.yaml           ok\n\
          subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed, 2 suppressed\n\
-         issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML 25.2 KB\n\
+         issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML 25.2 KiB\n\
          check passed\n"
     );
 }
@@ -302,4 +302,34 @@ fn check_never_creates_a_ledger() {
     let workspace = TestWorkspace::example();
     assert_eq!(workspace.run(&["check"]).status, 0);
     assert!(!workspace.path(".letterpress").exists());
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    use std::io::BufRead;
+    let workspace = TestWorkspace::example();
+    let mut issue = SMALL_ISSUE.to_string();
+    for index in 0..3000 {
+        issue.push_str(&format!(
+            "      - title: Story {index}\n        url: not-a-url-{index}\n        excerpt: x\n"
+        ));
+    }
+    workspace.write("issues/2021-08-30.yaml", &issue);
+    let mut child = workspace
+        .std_command()
+        .args(["check"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The pipe closes here, like `letterpress check | head -1`.
+    let output = child.wait_with_output().unwrap();
+    assert!(first.starts_with("issues/2021-08-30.yaml:"), "{first}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101));
 }
