@@ -28,9 +28,9 @@ fn render_writes_html_text_and_a_sample_message_that_parses_back_to_them() {
     assert_eq!(
         run.stdout,
         "Rendered issues/2021-08-23.yaml: Global AI Weekly #1: Foundation models, Codex API and Tesla's Dojo\n  \
-         out/2021-08-23/email.html            25.1 KB\n  \
-         out/2021-08-23/email.txt              7.9 KB\n  \
-         out/2021-08-23/sample.eml            37.0 KB   as sent to ada.okafor@example.com\n"
+         out/2021-08-23/email.html           25.1 KiB\n  \
+         out/2021-08-23/email.txt             7.9 KiB\n  \
+         out/2021-08-23/sample.eml           37.0 KiB   as sent to ada.okafor@example.com\n"
     );
     let html = workspace.read("out/2021-08-23/email.html");
     let text = workspace.read("out/2021-08-23/email.txt");

@@ -62,14 +62,14 @@ pub fn exit_status(ok: bool) -> ExitCode {
     }
 }
 
-/// A byte count as people read it.
+/// A byte count as people read it, in binary units named as such.
 pub fn human_size(bytes: usize) -> String {
     if bytes < 1024 {
         format!("{bytes} B")
     } else if bytes < 1024 * 1024 {
-        format!("{:.1} KB", bytes as f64 / 1024.0)
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
     } else {
-        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
     }
 }
 
