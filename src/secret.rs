@@ -106,6 +106,16 @@ impl Secret {
         }
     }
 
+    /// A key for this process only, never stored: for previews that must not write anything.
+    pub fn ephemeral() -> Result<Secret, SecretError> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|error| SecretError::File {
+            path: "(random key)".into(),
+            source: std::io::Error::other(error.to_string()),
+        })?;
+        Ok(Secret { key })
+    }
+
     fn from_hex(text: &str) -> Option<Secret> {
         if text.len() != 64 {
             return None;

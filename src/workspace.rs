@@ -223,6 +223,17 @@ impl Workspace {
         )
     }
 
+    /// The secret if there is one, else a throwaway one: a preview must not create files.
+    pub fn secret_or_ephemeral(&self) -> Result<crate::secret::Secret, crate::secret::SecretError> {
+        let configured = std::env::var_os(crate::secret::SECRET_ENV).is_some()
+            || self.state_dir().join("secret").exists();
+        if configured {
+            self.secret()
+        } else {
+            crate::secret::Secret::ephemeral()
+        }
+    }
+
     pub fn load_theme(&self, newsletter: &Newsletter) -> Loaded<Theme> {
         match Theme::load(&self.root, &newsletter.theme) {
             Ok(theme) => Loaded::new(Some(theme), Diagnostics::default()),

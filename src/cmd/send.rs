@@ -180,7 +180,7 @@ fn confirm(edition: &Edition, count: usize, via: &str) -> anyhow::Result<bool> {
 
 fn dry_run(context: &Context, edition: &Edition) -> anyhow::Result<ExitCode> {
     let workspace = &context.workspace;
-    let secret = &workspace.secret()?;
+    let secret = &workspace.secret_or_ephemeral()?;
     let template = &edition.message_template(Kind::Issue)?;
     let issue_id = edition.issue.id.as_str();
     // Read-only: a dry run never creates or changes the ledger.
