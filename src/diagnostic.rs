@@ -25,6 +25,40 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// A problem with a file as a whole (it cannot be read, it is too big).
+    pub fn about_file(
+        severity: Severity,
+        file: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity,
+            file: file.into(),
+            mark: None,
+            field: String::new(),
+            message: message.into(),
+        }
+    }
+
+    /// A problem with one field, where it is written.
+    pub fn at_field(
+        severity: Severity,
+        file: impl Into<String>,
+        mark: Mark,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity,
+            file: file.into(),
+            mark: Some(mark),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:", self.file)?;

@@ -187,13 +187,7 @@ impl Theme {
 }
 
 fn file_problem(path: &Path, message: impl Into<String>) -> Diagnostic {
-    Diagnostic {
-        severity: Severity::Error,
-        file: path.display().to_string(),
-        mark: None,
-        field: String::new(),
-        message: message.into(),
-    }
+    Diagnostic::about_file(Severity::Error, path.display().to_string(), message)
 }
 
 /// Each text and the placeholders it may use.

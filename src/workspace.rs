@@ -120,13 +120,11 @@ impl Workspace {
                     std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
                     _ => format!("cannot read: {error}"),
                 };
-                diagnostics.push(Diagnostic {
-                    severity: Severity::Error,
-                    file: self.display(path),
-                    mark: None,
-                    field: String::new(),
+                diagnostics.push(Diagnostic::about_file(
+                    Severity::Error,
+                    self.display(path),
                     message,
-                });
+                ));
                 None
             }
         }
@@ -168,13 +166,11 @@ impl Workspace {
         let id = match IssueId::parse(stem) {
             Ok(id) => id,
             Err(message) => {
-                diagnostics.push(Diagnostic {
-                    severity: Severity::Error,
-                    file: self.display(path),
-                    mark: None,
-                    field: String::new(),
+                diagnostics.push(Diagnostic::about_file(
+                    Severity::Error,
+                    self.display(path),
                     message,
-                });
+                ));
                 return Loaded::new(None, diagnostics);
             }
         };

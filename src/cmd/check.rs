@@ -121,30 +121,18 @@ fn check_rendering(
     };
     let html_bytes = rendered.html.fill(&sample).len();
     if html_bytes > GMAIL_CLIP_BYTES {
-        diagnostics.push(Diagnostic {
-            severity: Severity::Warning,
-            file: file.to_string(),
-            mark: None,
-            field: String::new(),
-            message: format!(
+        diagnostics.push(Diagnostic::about_file(Severity::Warning, file.to_string(), format!(
                 "the HTML is {}; Gmail clips emails over {}, hiding the footer and its unsubscribe link: shorten the excerpts or split the issue",
                 human_size(html_bytes),
                 human_size(GMAIL_CLIP_BYTES)
-            ),
-        });
+            )));
     }
     let today = newsletter.schedule.local_date(context.clock.now());
     if issue.status == IssueStatus::Draft && issue.date < today {
-        diagnostics.push(Diagnostic {
-            severity: Severity::Warning,
-            file: file.to_string(),
-            mark: Some(issue.marks.status),
-            field: "status".into(),
-            message: format!(
+        diagnostics.push(Diagnostic::at_field(Severity::Warning, file.to_string(), issue.marks.status, "status", format!(
                 "the issue is dated {}, in the past, but is still a draft: it will never be sent; set `status: ready` and a new date, or delete it",
                 issue.date
-            ),
-        });
+            )));
     }
     Ok(html_bytes)
 }
@@ -171,49 +159,31 @@ fn check_schedule(
                 .issue
                 .as_ref()
                 .expect("conflicts are between loaded issues");
-            diagnostics.push(Diagnostic {
-                severity: Severity::Error,
-                file: entry.file.clone(),
-                mark: Some(issue.marks.status),
-                field: "status".into(),
-                message: format!(
+            diagnostics.push(Diagnostic::at_field(Severity::Error, entry.file.clone(), issue.marks.status, "status", format!(
                     "ready for the same slot as {} ({}); one issue per slot: mark the other a draft or give one a send_at",
                     others.join(", "),
                     when(&due)
-                ),
-            });
+                )));
         }
     }
     let now = context.clock.now();
     for (entry, due) in plan::drafts_due_soon(now, slot, entries) {
         let issue = entry.issue.as_ref().expect("drafts are loaded issues");
         let hours = (due.with_timezone(&chrono::Utc) - now).num_minutes() as f64 / 60.0;
-        diagnostics.push(Diagnostic {
-            severity: Severity::Warning,
-            file: entry.file.clone(),
-            mark: Some(issue.marks.status),
-            field: "status".into(),
-            message: format!(
+        diagnostics.push(Diagnostic::at_field(Severity::Warning, entry.file.clone(), issue.marks.status, "status", format!(
                 "due {} (in {hours:.1} hours) but still a draft: it will not go out unless marked `ready`",
                 when(&due)
-            ),
-        });
+            )));
     }
     for entry in entries {
         let Some(issue) = &entry.issue else { continue };
         if issue.status == IssueStatus::Ready && plan::due(slot, entry).is_none() {
-            diagnostics.push(Diagnostic {
-                severity: Severity::Warning,
-                file: entry.file.clone(),
-                mark: Some(issue.marks.date),
-                field: "date".into(),
-                message: format!(
+            diagnostics.push(Diagnostic::at_field(Severity::Warning, entry.file.clone(), issue.marks.date, "date", format!(
                     "{} is a {} and the newsletter goes out on {}s: the scheduler will never send this issue; change the date or add send_at (`letterpress send` still can)",
                     issue.date,
                     issue.date.format("%A"),
                     weekday_name(slot.day),
-                ),
-            });
+                )));
         }
     }
 }
