@@ -16,6 +16,11 @@ const FAST: &str = "delivery:\n  concurrency: 4\n  max_attempts: 3\n  timeout_se
 
 const THREE: &str = "- email: ada@example.com\n  name: Ada Okafor\n- email: li@example.org\n  name: 李伟\n- email: jonas@example.org\n  name: Jonas Berg\n  status: unsubscribed\n- email: reader@example.com\n";
 
+/// The ledger's row for one recipient of the issue, which must exist.
+fn row(workspace: &TestWorkspace, address: &str) -> letterpress::ledger::Row {
+    workspace.ledger().row(ISSUE, address).unwrap().unwrap()
+}
+
 fn recipients_of(server: &SmtpServer) -> Vec<String> {
     let mut recipients: Vec<String> = server
         .messages()
@@ -120,11 +125,7 @@ fn a_permanent_refusal_is_recorded_with_the_reply_and_never_retried() {
         recipients_of(&server),
         ["ada@example.com", "reader@example.com"]
     );
-    let li = workspace
-        .ledger()
-        .row(ISSUE, "li@example.org")
-        .unwrap()
-        .unwrap();
+    let li = row(&workspace, "li@example.org");
     assert_eq!((li.state, li.attempts), (State::Failed, 1));
     assert_eq!(li.last_reply.as_deref(), Some("550 5.1.1 User unknown"));
 
@@ -158,11 +159,7 @@ fn throttling_replies_are_retried_with_backoff_until_accepted() {
         run.stdout
     );
     assert_eq!(recipients_of(&server).len(), 3);
-    let ada = workspace
-        .ledger()
-        .row(ISSUE, "ada@example.com")
-        .unwrap()
-        .unwrap();
+    let ada = row(&workspace, "ada@example.com");
     assert_eq!((ada.state, ada.attempts), (State::Sent, 3));
 }
 
@@ -189,11 +186,7 @@ fn a_recipient_still_refused_after_max_attempts_stays_deferred_for_the_next_run(
         recipients_of(&server),
         ["ada@example.com", "li@example.org", "reader@example.com"]
     );
-    let ada = workspace
-        .ledger()
-        .row(ISSUE, "ada@example.com")
-        .unwrap()
-        .unwrap();
+    let ada = row(&workspace, "ada@example.com");
     assert_eq!((ada.state, ada.attempts), (State::Sent, 4));
 }
 
@@ -217,16 +210,8 @@ fn dropped_and_stalled_connections_and_a_421_are_survived() {
             "{address} missing: {recipients:?}"
         );
     }
-    let ledger = workspace.ledger();
-    assert_eq!(ledger.counts(ISSUE).unwrap().sent, 3);
-    assert!(
-        ledger
-            .row(ISSUE, "li@example.org")
-            .unwrap()
-            .unwrap()
-            .attempts
-            >= 2
-    );
+    assert_eq!(workspace.ledger().counts(ISSUE).unwrap().sent, 3);
+    assert!(row(&workspace, "li@example.org").attempts >= 2);
 }
 
 #[test]
