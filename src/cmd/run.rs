@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 use tracing_subscriber::EnvFilter;
 
-use crate::delivery::smtp_url::{SMTP_URL_ENV, SmtpUrl};
-use crate::schedule::daemon::{self, Destination, Scheduler};
+use crate::delivery::transport::Destination;
+use crate::schedule::daemon::{self, Scheduler};
 
 use super::Context;
 
@@ -17,10 +17,7 @@ const LOG_ENV: &str = "LETTERPRESS_LOG";
 
 pub fn run(context: &Context, once: bool) -> anyhow::Result<ExitCode> {
     init_logging();
-    let destination = match std::env::var(SMTP_URL_ENV) {
-        Ok(text) if !text.trim().is_empty() => Destination::Relay(SmtpUrl::parse(&text)?),
-        _ => Destination::Outbox,
-    };
+    let destination = Destination::from_env()?;
     let scheduler = Scheduler::start(
         context.workspace.clone(),
         context.clock.clone(),

@@ -28,22 +28,48 @@ pub enum Transport {
     Outbox(Outbox),
 }
 
+/// Where mail goes: a relay, or the outbox folder when none is configured.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    Relay(SmtpUrl),
+    Outbox,
+}
+
+impl Destination {
+    /// The relay named by `LETTERPRESS_SMTP_URL`, or the outbox when it is unset or empty.
+    pub fn from_env() -> anyhow::Result<Destination> {
+        match std::env::var(SMTP_URL_ENV) {
+            Ok(text) if !text.trim().is_empty() => Ok(Destination::Relay(SmtpUrl::parse(&text)?)),
+            _ => Ok(Destination::Outbox),
+        }
+    }
+}
+
 impl Transport {
-    /// The relay named by `LETTERPRESS_SMTP_URL`, or else the outbox folder `outbox` under
-    /// the workspace's `.letterpress/outbox/`.
+    /// The transport `LETTERPRESS_SMTP_URL` names; see `open`.
     pub fn from_env(
         workspace: &crate::workspace::Workspace,
         delivery: &crate::model::newsletter::Delivery,
         outbox: &str,
     ) -> anyhow::Result<Transport> {
-        match std::env::var(SMTP_URL_ENV) {
-            Ok(text) if !text.trim().is_empty() => {
-                let url = SmtpUrl::parse(&text)?;
+        Transport::open(&Destination::from_env()?, workspace, delivery, outbox)
+    }
+
+    /// A transport to `destination`; the outbox is the folder `outbox` under the workspace's
+    /// `.letterpress/outbox/`.
+    pub fn open(
+        destination: &Destination,
+        workspace: &crate::workspace::Workspace,
+        delivery: &crate::model::newsletter::Delivery,
+        outbox: &str,
+    ) -> anyhow::Result<Transport> {
+        match destination {
+            Destination::Relay(url) => {
                 let timeout = Duration::from_secs(u64::from(delivery.timeout_seconds));
                 let tls = TlsSettings::from_env().map_err(anyhow::Error::msg)?;
-                Ok(Transport::Smtp(SmtpRelay::new(url, timeout, tls)))
+                Ok(Transport::Smtp(SmtpRelay::new(url.clone(), timeout, tls)))
             }
-            _ => {
+            Destination::Outbox => {
                 let dir = workspace.state_dir().join("outbox").join(outbox);
                 let display = workspace.display(&dir);
                 let outbox = Outbox::new(dir, display)

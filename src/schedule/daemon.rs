@@ -19,20 +19,11 @@ use crate::clock::Clock;
 use crate::delivery::PreparedSend;
 use crate::delivery::engine::{Progress, Stop, Tally};
 use crate::delivery::lock::{FileLock, IssueLock, LockError};
-use crate::delivery::smtp::TlsSettings;
-use crate::delivery::smtp_url::SmtpUrl;
-use crate::delivery::transport::{Outbox, SmtpRelay, Transport};
+use crate::delivery::transport::{Destination, Transport};
 use crate::edition::Edition;
 use crate::ledger::Ledger;
 use crate::model::issue::IssueStatus;
 use crate::workspace::Workspace;
-
-/// Where the scheduler sends: a relay, or the outbox when none is configured.
-#[derive(Debug, Clone)]
-pub enum Destination {
-    Relay(SmtpUrl),
-    Outbox,
-}
 
 pub struct Scheduler {
     workspace: Workspace,
@@ -203,18 +194,12 @@ impl Scheduler {
         ledger.record_event(id, due_utc, "started", started.as_deref(), now)?;
         drop(ledger);
 
-        let transport = Arc::new(match &self.destination {
-            Destination::Relay(url) => Transport::Smtp(SmtpRelay::new(
-                url.clone(),
-                StdDuration::from_secs(u64::from(edition.newsletter.delivery.timeout_seconds)),
-                TlsSettings::from_env().map_err(anyhow::Error::msg)?,
-            )),
-            Destination::Outbox => {
-                let dir = self.workspace.state_dir().join("outbox").join(id);
-                let display = self.workspace.display(&dir);
-                Transport::Outbox(Outbox::new(dir, display)?)
-            }
-        });
+        let transport = Arc::new(Transport::open(
+            &self.destination,
+            &self.workspace,
+            &edition.newsletter.delivery,
+            id,
+        )?);
         let progress = LogProgress::new(id);
         let (report, mut ledger) = prepared
             .run(
