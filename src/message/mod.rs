@@ -12,7 +12,7 @@ use crate::model::address::EmailAddress;
 use crate::model::issue::Issue;
 use crate::model::newsletter::Newsletter;
 use crate::render::RenderedIssue;
-use crate::render::template::{SlotValues, Template};
+use crate::render::template::{Escape, Slot, SlotValues, Template};
 use crate::secret::Secret;
 use crate::theme::Texts;
 use encode::{mailbox, phrase, quoted_printable, soft_break, unstructured_header};
@@ -37,7 +37,8 @@ struct EncodedPart {
     /// Quoted-printable pieces, each ending at the start of a line (soft or hard break), so a
     /// value encoded on its own can follow.
     literals: Vec<Vec<u8>>,
-    template: Template,
+    slots: Vec<Slot>,
+    escape: Escape,
 }
 
 impl EncodedPart {
@@ -60,16 +61,17 @@ impl EncodedPart {
             .collect();
         EncodedPart {
             literals,
-            template: template.clone(),
+            slots: template.slots().to_vec(),
+            escape: template.escape(),
         }
     }
 
     fn write(&self, values: &SlotValues, out: &mut Vec<u8>) {
         let last = self.literals.len() - 1;
-        for (literal, slot) in self.literals[..last].iter().zip(self.template.slots()) {
+        for (literal, slot) in self.literals[..last].iter().zip(&self.slots) {
             out.extend_from_slice(literal);
             let mut column = 0;
-            let value = self.template.escaped(values.get(*slot));
+            let value = self.escape.apply(values.get(*slot));
             quoted_printable(value.as_bytes(), &mut column, false, out);
             soft_break(&mut column, out);
         }

@@ -68,6 +68,22 @@ pub enum Escape {
     None,
 }
 
+impl Escape {
+    /// `value` made safe for the part it goes into.
+    pub fn apply(self, value: &str) -> String {
+        match self {
+            Escape::None => value.to_string(),
+            Escape::Html => {
+                let mut escaped = String::with_capacity(value.len());
+                Escaper::new(&mut escaped)
+                    .write_str(value)
+                    .expect("writing to a String cannot fail");
+                escaped
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     /// One more literal than slots: literal, slot, literal, ..., literal.
@@ -111,16 +127,7 @@ impl Template {
 
     /// The value for `slot` as it goes into this part.
     pub fn escaped(&self, value: &str) -> String {
-        match self.escape {
-            Escape::None => value.to_string(),
-            Escape::Html => {
-                let mut escaped = String::with_capacity(value.len());
-                Escaper::new(&mut escaped)
-                    .write_str(value)
-                    .expect("writing to a String cannot fail");
-                escaped
-            }
-        }
+        self.escape.apply(value)
     }
 
     /// The part for one recipient.
