@@ -18,6 +18,14 @@ pub const STATE_DIR: &str = ".letterpress";
 
 /// A value loaded from the workspace with the problems found on the way: `value` is `None`
 /// when there were errors; warnings may come with a value.
+/// The name of the issue a file holds: its file stem (`2021-08-23` for
+/// `issues/2021-08-23.yaml`), empty when the name is not text.
+pub fn issue_name(path: &Path) -> &str {
+    path.file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or_default()
+}
+
 pub struct Loaded<T> {
     pub value: Option<T>,
     pub diagnostics: Diagnostics,
@@ -100,11 +108,7 @@ impl Workspace {
             .issue_files()?
             .into_iter()
             .map(|path| crate::schedule::plan::IssueEntry {
-                id: path
-                    .file_stem()
-                    .and_then(|stem| stem.to_str())
-                    .unwrap_or_default()
-                    .to_string(),
+                id: issue_name(&path).to_string(),
                 file: self.display(&path),
                 issue: self.load_issue(&path).value,
             })
@@ -159,11 +163,7 @@ impl Workspace {
 
     pub fn load_issue(&self, path: &Path) -> Loaded<Issue> {
         let mut diagnostics = Diagnostics::default();
-        let stem = path
-            .file_stem()
-            .and_then(|stem| stem.to_str())
-            .unwrap_or_default();
-        let id = match IssueId::parse(stem) {
+        let id = match IssueId::parse(issue_name(path)) {
             Ok(id) => id,
             Err(message) => {
                 diagnostics.push(Diagnostic::about_file(

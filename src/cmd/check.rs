@@ -75,11 +75,7 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
             }
         }
         entries.push(IssueEntry {
-            id: path
-                .file_stem()
-                .and_then(|stem| stem.to_str())
-                .unwrap_or_default()
-                .to_string(),
+            id: crate::workspace::issue_name(path).to_string(),
             file: file.clone(),
             issue: loaded.value,
         });

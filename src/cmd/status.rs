@@ -164,10 +164,7 @@ pub fn run(
     let ledger = workspace.open_ledger()?;
     if let Some(argument) = issue_argument {
         let path = workspace.issue_path(argument);
-        let issue = path
-            .file_stem()
-            .and_then(|stem| stem.to_str())
-            .unwrap_or(argument);
+        let issue = crate::workspace::issue_name(&path);
         let status = IssueStatus::read(workspace, &ledger, issue)?;
         if json {
             println!("{}", serde_json::to_string_pretty(&status)?);
