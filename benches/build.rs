@@ -15,7 +15,7 @@ use letterpress::workspace::Workspace;
 fn example() -> Edition {
     let workspace = Workspace::new(env!("CARGO_MANIFEST_DIR"));
     match Edition::load(&workspace, "2021-08-23") {
-        Ok((edition, _)) => edition,
+        Ok(valid) => valid.value,
         Err(error) => panic!(
             "the example workspace does not load: {}",
             error.first_problem()

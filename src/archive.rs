@@ -53,7 +53,7 @@ impl Archive {
         let mut issues = Vec::new();
         let mut left_out = Vec::new();
         for sent_issue in sent {
-            let path = workspace.issue_path(&sent_issue.issue);
+            let path = workspace.issue_path(sent_issue.issue.as_str());
             let file = workspace.display(&path);
             if !path.exists() {
                 left_out.push(format!(
@@ -61,12 +61,12 @@ impl Archive {
                 ));
                 continue;
             }
-            match workspace.load_issue(&path).value {
-                Some(issue) => issues.push(ArchivedIssue {
-                    issue,
+            match workspace.load_issue(&path) {
+                Ok(valid) => issues.push(ArchivedIssue {
+                    issue: valid.value,
                     first_sent: sent_issue.first_sent,
                 }),
-                None => left_out.push(format!(
+                Err(_) => left_out.push(format!(
                     "{file}: was sent but does not pass `letterpress check` now; left out of the archive until fixed"
                 )),
             }

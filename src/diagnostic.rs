@@ -152,6 +152,94 @@ impl Diagnostics {
     }
 }
 
+/// A value read from the editor's files that passed validation, with the warnings found on
+/// the way (a long subject, a missing preheader): they do not stop anything, but the editor
+/// should see them.
+#[derive(Debug, Clone)]
+pub struct Valid<T> {
+    pub value: T,
+    pub warnings: Diagnostics,
+}
+
+/// Input that did not pass validation: every problem found (warnings too), or a bad argument.
+/// `main` prints the problems and exits with status 2; a long-running process logs the first
+/// and keeps what it had.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{summary}")]
+pub struct Invalid {
+    pub summary: String,
+    pub diagnostics: Diagnostics,
+}
+
+/// What reading and validating one thing gives: the value and its warnings, or every problem.
+pub type Checked<T> = Result<Valid<T>, Invalid>;
+
+impl<T> Valid<T> {
+    pub fn new(value: T) -> Self {
+        Valid {
+            value,
+            warnings: Diagnostics::default(),
+        }
+    }
+
+    /// The outcome of a decoder: a value only if no error was found.
+    pub fn from_decoded(what: &str, value: Option<T>, diagnostics: Diagnostics) -> Checked<T> {
+        match value {
+            Some(value) if !diagnostics.has_errors() => Ok(Valid {
+                value,
+                warnings: diagnostics,
+            }),
+            _ => Err(Invalid::new(what, diagnostics)),
+        }
+    }
+
+    /// The value, with its warnings added to `warnings`.
+    pub fn collect_warnings(self, warnings: &mut Diagnostics) -> T {
+        warnings.extend(self.warnings);
+        self.value
+    }
+}
+
+impl Invalid {
+    /// Problems found in `what` (a file, "the theme").
+    pub fn new(what: &str, diagnostics: Diagnostics) -> Self {
+        let count = diagnostics.error_count().max(1);
+        Invalid {
+            summary: format!(
+                "{what}: {count} error{}; `letterpress check` shows every problem",
+                if count == 1 { "" } else { "s" }
+            ),
+            diagnostics,
+        }
+    }
+
+    /// A bad argument or setting, said in one sentence.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Invalid {
+            summary: message.into(),
+            diagnostics: Diagnostics::default(),
+        }
+    }
+
+    /// The first error, for a one-line log.
+    pub fn first_problem(&self) -> String {
+        self.diagnostics
+            .errors()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| self.summary.clone())
+    }
+}
+
+/// Every problem of a check, whether it passed or not, and the value if it did: what
+/// `letterpress check` needs to list them all.
+pub fn split<T>(checked: Checked<T>) -> (Option<T>, Diagnostics) {
+    match checked {
+        Ok(valid) => (Some(valid.value), valid.warnings),
+        Err(invalid) => (None, invalid.diagnostics),
+    }
+}
+
 /// The field path of a value, built on the stack while decoding and only formatted when a
 /// problem is reported: decoding a million subscribers must not format a million paths.
 #[derive(Debug, Clone, Copy)]

@@ -3,23 +3,23 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use letterpress::cli::{Cli, Command};
-use letterpress::cmd::{self, Context, InvalidInput};
+use letterpress::cmd::{self, Context};
+use letterpress::config::Settings;
+use letterpress::diagnostic::Invalid;
 use letterpress::workspace::Workspace;
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
     let cli = Cli::parse();
-    let clock = match letterpress::clock::from_env() {
-        Ok(clock) => clock,
-        Err(message) => {
-            eprintln!("error: {message}");
+    // The environment is read here, once; everything below takes what it needs from these.
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
-    let context = Context {
-        workspace: Workspace::new(cli.dir),
-        clock,
-    };
+    let context = Context::new(Workspace::new(cli.dir), settings);
     let result = match &cli.command {
         Command::New { date } => cmd::new::run(&context, *date),
         Command::Check { issues } => cmd::check::run(&context, issues),
@@ -62,7 +62,7 @@ fn restore_default_sigpipe() {
 /// Invalid input is listed problem by problem (exit 2); anything else is shown with its
 /// causes (exit 1).
 fn report(error: anyhow::Error) -> ExitCode {
-    if let Some(invalid) = error.downcast_ref::<InvalidInput>() {
+    if let Some(invalid) = error.downcast_ref::<Invalid>() {
         for diagnostic in invalid.diagnostics.iter() {
             eprintln!("{diagnostic}");
         }

@@ -13,7 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-pub const SECRET_ENV: &str = "LETTERPRESS_SECRET";
+use crate::config::SECRET_ENV;
+use crate::model::address::AddressKey;
 
 /// Bytes of HMAC kept in a token: 128 bits cannot be guessed or forged.
 const TOKEN_BYTES: usize = 16;
@@ -140,16 +141,16 @@ impl Secret {
 
     /// The token in a subscriber's unsubscribe link: it names the subscriber to the server,
     /// which recomputes it, and reveals nothing about the address to anyone else.
-    pub fn unsubscribe_token(&self, list_id: &str, address_key: &str) -> String {
-        let mac = self.mac(&["unsubscribe", list_id, address_key]);
+    pub fn unsubscribe_token(&self, list_id: &str, address: &AddressKey) -> String {
+        let mac = self.mac(&["unsubscribe", list_id, address.as_str()]);
         URL_SAFE_NO_PAD.encode(&mac[..TOKEN_BYTES])
     }
 
     /// The per-recipient part of a Message-ID: stable for an issue and recipient, so a
     /// resent message is recognisable as the same, yet unlinkable to the unsubscribe token
     /// (Message-IDs travel in replies and forwards).
-    pub fn message_tag(&self, list_id: &str, issue: &str, address_key: &str) -> String {
-        let mac = self.mac(&["message-id", list_id, issue, address_key]);
+    pub fn message_tag(&self, list_id: &str, issue: &str, address: &AddressKey) -> String {
+        let mac = self.mac(&["message-id", list_id, issue, address.as_str()]);
         hex(&mac[..12])
     }
 }
@@ -166,15 +167,14 @@ mod tests {
     fn tokens_depend_on_secret_list_and_address() {
         let secret = Secret::from_passphrase(&"a".repeat(32)).unwrap();
         let other = Secret::from_passphrase(&"b".repeat(32)).unwrap();
-        let token = secret.unsubscribe_token("list", "ada@example.com");
+        let ada = AddressKey::of("ada@example.com").unwrap();
+        let bob = AddressKey::of("bob@example.com").unwrap();
+        let token = secret.unsubscribe_token("list", &ada);
         assert_eq!(token.len(), 22);
-        assert_eq!(token, secret.unsubscribe_token("list", "ada@example.com"));
-        assert_ne!(token, other.unsubscribe_token("list", "ada@example.com"));
-        assert_ne!(
-            token,
-            secret.unsubscribe_token("other-list", "ada@example.com")
-        );
-        assert_ne!(token, secret.unsubscribe_token("list", "bob@example.com"));
+        assert_eq!(token, secret.unsubscribe_token("list", &ada));
+        assert_ne!(token, other.unsubscribe_token("list", &ada));
+        assert_ne!(token, secret.unsubscribe_token("other-list", &ada));
+        assert_ne!(token, secret.unsubscribe_token("list", &bob));
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! A workspace: the folder holding `newsletter.yaml`, `issues/`, `templates/` and the
-//! `.letterpress/` state. Loading reads and validates files into the model, and turns every
-//! problem, down to an unreadable file, into a diagnostic that names it.
+//! A workspace: the folder holding the files the editor writes (`newsletter.yaml`, `issues/`,
+//! `templates/`, the subscriber list). Loading reads and validates them into the model, and
+//! turns every problem, down to an unreadable file, into a diagnostic that names it.
+//!
+//! The file layer only: the state the workspace accumulates is `state::StateDir`, and what
+//! the environment says is `config::Settings`.
 
 use std::path::{Path, PathBuf};
 
 use crate::decode::Decoder;
-use crate::diagnostic::{Diagnostic, Diagnostics, FieldPath, Severity};
+use crate::diagnostic::{Checked, Diagnostic, Diagnostics, FieldPath, Severity, Valid};
 use crate::model::issue::{self, Issue, IssueId};
 use crate::model::newsletter::{self, Newsletter};
 use crate::model::subscriber::{self, Subscriber};
@@ -14,32 +17,12 @@ use crate::yaml;
 
 pub const NEWSLETTER_FILE: &str = "newsletter.yaml";
 pub const ISSUES_DIR: &str = "issues";
-pub const STATE_DIR: &str = ".letterpress";
-
-/// A value loaded from the workspace with the problems found on the way: `value` is `None`
-/// when there were errors; warnings may come with a value.
 /// The name of the issue a file holds: its file stem (`2021-08-23` for
 /// `issues/2021-08-23.yaml`), empty when the name is not text.
 pub fn issue_name(path: &Path) -> &str {
     path.file_stem()
         .and_then(|stem| stem.to_str())
         .unwrap_or_default()
-}
-
-pub struct Loaded<T> {
-    pub value: Option<T>,
-    pub diagnostics: Diagnostics,
-}
-
-impl<T> Loaded<T> {
-    fn new(value: Option<T>, diagnostics: Diagnostics) -> Self {
-        let value = if diagnostics.has_errors() {
-            None
-        } else {
-            value
-        };
-        Loaded { value, diagnostics }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,10 +42,6 @@ impl Workspace {
     /// A path relative to the workspace, as the user gave it or as we name it.
     pub fn path(&self, relative: impl AsRef<Path>) -> PathBuf {
         self.root.join(relative)
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.path(STATE_DIR)
     }
 
     /// How a file is named in messages: relative to the workspace when inside it.
@@ -102,19 +81,6 @@ impl Workspace {
         Ok(files)
     }
 
-    /// Every issue file, loaded for the scheduler: invalid ones come without an issue.
-    pub fn issue_entries(&self) -> std::io::Result<Vec<crate::schedule::plan::IssueEntry>> {
-        Ok(self
-            .issue_files()?
-            .into_iter()
-            .map(|path| crate::schedule::plan::IssueEntry {
-                id: issue_name(&path).to_string(),
-                file: self.display(&path),
-                issue: self.load_issue(&path).value,
-            })
-            .collect())
-    }
-
     fn read(&self, path: &Path, diagnostics: &mut Diagnostics) -> Option<String> {
         match std::fs::read_to_string(path) {
             Ok(text) => Some(text),
@@ -148,7 +114,7 @@ impl Workspace {
         }
     }
 
-    pub fn load_newsletter(&self) -> Loaded<Newsletter> {
+    pub fn load_newsletter(&self) -> Checked<Newsletter> {
         let mut diagnostics = Diagnostics::default();
         let path = self.path(NEWSLETTER_FILE);
         let value = self
@@ -158,10 +124,10 @@ impl Workspace {
                 diagnostics.extend(decoder.into_diagnostics());
                 value
             });
-        Loaded::new(value, diagnostics)
+        Valid::from_decoded(NEWSLETTER_FILE, value, diagnostics)
     }
 
-    pub fn load_issue(&self, path: &Path) -> Loaded<Issue> {
+    pub fn load_issue(&self, path: &Path) -> Checked<Issue> {
         let mut diagnostics = Diagnostics::default();
         let id = match IssueId::parse(issue_name(path)) {
             Ok(id) => id,
@@ -171,7 +137,7 @@ impl Workspace {
                     self.display(path),
                     message,
                 ));
-                return Loaded::new(None, diagnostics);
+                return Valid::from_decoded(&self.display(path), None, diagnostics);
             }
         };
         let value = self
@@ -181,14 +147,14 @@ impl Workspace {
                 diagnostics.extend(decoder.into_diagnostics());
                 value
             });
-        Loaded::new(value, diagnostics)
+        Valid::from_decoded(&self.display(path), value, diagnostics)
     }
 
     pub fn subscribers_path(&self, newsletter: &Newsletter) -> PathBuf {
         self.path(&newsletter.subscribers)
     }
 
-    pub fn load_subscribers(&self, newsletter: &Newsletter) -> Loaded<Vec<Subscriber>> {
+    pub fn load_subscribers(&self, newsletter: &Newsletter) -> Checked<Vec<Subscriber>> {
         let mut diagnostics = Diagnostics::default();
         let path = self.subscribers_path(newsletter);
         let value = self.read(&path, &mut diagnostics).and_then(|source| {
@@ -197,43 +163,12 @@ impl Workspace {
             diagnostics.extend(decoder.into_diagnostics());
             value
         });
-        Loaded::new(value, diagnostics)
+        Valid::from_decoded(&self.display(&path), value, diagnostics)
     }
 
-    /// The delivery ledger, created on first use.
-    pub fn open_ledger(&self) -> anyhow::Result<crate::ledger::Ledger> {
-        use anyhow::Context as _;
-        let dir = self.state_dir();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create `{}`", dir.display()))?;
-        let path = dir.join(crate::ledger::LEDGER_FILE);
-        crate::ledger::Ledger::open(&path)
-            .with_context(|| format!("cannot open the ledger `{}`", self.display(&path)))
-    }
-
-    /// The secret behind unsubscribe links: `LETTERPRESS_SECRET`, or `.letterpress/secret`.
-    pub fn secret(&self) -> Result<crate::secret::Secret, crate::secret::SecretError> {
-        crate::secret::Secret::load(
-            std::env::var(crate::secret::SECRET_ENV).ok().as_deref(),
-            &self.state_dir(),
-        )
-    }
-
-    /// The secret if there is one, else a throwaway one: a preview must not create files.
-    pub fn secret_or_ephemeral(&self) -> Result<crate::secret::Secret, crate::secret::SecretError> {
-        let configured = std::env::var_os(crate::secret::SECRET_ENV).is_some()
-            || self.state_dir().join("secret").exists();
-        if configured {
-            self.secret()
-        } else {
-            crate::secret::Secret::ephemeral()
-        }
-    }
-
-    pub fn load_theme(&self, newsletter: &Newsletter) -> Loaded<Theme> {
-        match Theme::load(&self.root, &newsletter.theme) {
-            Ok(theme) => Loaded::new(Some(theme), Diagnostics::default()),
-            Err(diagnostics) => Loaded::new(None, diagnostics),
-        }
+    pub fn load_theme(&self, newsletter: &Newsletter) -> Checked<Theme> {
+        Theme::load(&self.root, &newsletter.theme)
+            .map(Valid::new)
+            .map_err(|diagnostics| crate::diagnostic::Invalid::new("the theme", diagnostics))
     }
 }

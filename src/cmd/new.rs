@@ -14,10 +14,7 @@ use super::{Context, require};
 
 pub fn run(context: &Context, date: Option<NaiveDate>) -> anyhow::Result<ExitCode> {
     let workspace = &context.workspace;
-    let newsletter = require(
-        workspace.load_newsletter(),
-        crate::workspace::NEWSLETTER_FILE,
-    )?;
+    let newsletter = require(workspace.load_newsletter())?;
     let issue_dir = workspace.path(ISSUES_DIR);
     let file_for = |date: NaiveDate| issue_dir.join(format!("{date}.yaml"));
 

@@ -6,12 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use super::{Context, require};
 use crate::archive::Archive;
-use crate::message::{Kind, MessageTemplate, Recipient};
-use crate::render::template::SlotValues;
-use crate::workspace::NEWSLETTER_FILE;
-
-use super::{Context, human_size};
+use crate::message::{Kind, Recipient};
+use crate::units::human_size;
 
 pub fn run(
     context: &Context,
@@ -31,14 +29,12 @@ pub fn run(
 /// The web archive of the sent issues, as static files: what `serve` answers with.
 fn write_site(context: &Context, relative_dir: &Path) -> anyhow::Result<()> {
     let workspace = &context.workspace;
-    let newsletter = super::require(workspace.load_newsletter(), NEWSLETTER_FILE)?;
-    let theme = super::require(workspace.load_theme(&newsletter), "the theme")?;
-    // Read-only: without a ledger nothing was sent, and none is created.
-    let ledger_path = workspace.state_dir().join(crate::ledger::LEDGER_FILE);
-    let sent = if ledger_path.exists() {
-        workspace.open_ledger()?.sent_issues()?
-    } else {
-        Vec::new()
+    let newsletter = require(workspace.load_newsletter())?;
+    let theme = require(workspace.load_theme(&newsletter))?;
+    // Without a ledger nothing was sent, and none is created.
+    let sent = match context.state.open_existing_ledger()? {
+        Some(ledger) => ledger.sent_issues()?,
+        None => Vec::new(),
     };
     let (archive, left_out) = Archive::collect(workspace, newsletter, theme, &sent);
     for line in &left_out {
@@ -60,37 +56,42 @@ fn write_site(context: &Context, relative_dir: &Path) -> anyhow::Result<()> {
 
 fn render_issue(context: &Context, issue_argument: &str, out: &Path) -> anyhow::Result<()> {
     let workspace = &context.workspace;
-    let edition = super::load_edition(workspace, issue_argument)?;
+    let edition = context.load_edition(issue_argument)?;
     let (newsletter, theme, issue) = (&edition.newsletter, &edition.theme, &edition.issue);
-    let subscribers = &edition.subscribers;
     let subscribers_path = workspace.display(&workspace.subscribers_path(newsletter));
 
-    let (email, name) = match subscribers.iter().find(|subscriber| subscriber.is_active()) {
-        Some(subscriber) => (
-            &subscriber.email,
-            subscriber.name.as_ref().map(|name| name.as_str()),
-        ),
+    let recipient = match edition
+        .subscribers
+        .iter()
+        .find(|subscriber| subscriber.is_active())
+    {
+        Some(subscriber) => Recipient {
+            email: &subscriber.email,
+            name: subscriber.name.as_ref().map(|name| name.as_str()),
+        },
         None => match newsletter.test_recipients.first() {
-            Some(address) => (address, None),
+            Some(address) => Recipient {
+                email: address,
+                name: None,
+            },
             None => anyhow::bail!(
                 "no one to render a sample for: {subscribers_path} has no active subscriber and newsletter.yaml no test_recipients"
             ),
         },
     };
-    let recipient = Recipient { email, name };
 
     let rendered = crate::render::render(newsletter, issue, theme)?;
-    let secret = workspace.secret()?;
-    let template = MessageTemplate::new(newsletter, issue, &rendered, &theme.texts, Kind::Issue);
-    let links = template.unsubscribe_links(&secret, email);
-    let greeting = theme.texts.greeting_for(name);
-    let values = SlotValues {
-        greeting: &greeting,
-        unsubscribe_url: links.preferred(),
-        recipient_email: email.as_str(),
-    };
-    let html = rendered.html.fill(&values);
-    let text = rendered.text.fill(&values);
+    let secret = context.state.secret(context.settings.secret.as_ref())?;
+    let template = crate::message::MessageTemplate::new(
+        newsletter,
+        issue,
+        &rendered,
+        &theme.texts,
+        Kind::Issue,
+    );
+    let personal = template.personal(recipient, &secret);
+    let html = rendered.html.fill(&personal.values());
+    let text = rendered.text.fill(&personal.values());
     let mut eml = Vec::new();
     template.write(
         recipient,
@@ -114,7 +115,7 @@ fn render_issue(context: &Context, issue_argument: &str, out: &Path) -> anyhow::
             .with_context(|| format!("cannot write `{}`", file.display()))?;
         let shown = relative_dir.join(name).display().to_string();
         let note = if name == "sample.eml" {
-            format!("   as sent to {email}")
+            format!("   as sent to {}", recipient.email)
         } else {
             String::new()
         };

@@ -3,27 +3,25 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use super::Context;
 use crate::serve::limit::DEFAULT_RATE;
 use crate::serve::{Config, Server};
-
-use super::Context;
+use crate::signals::{Announce, Signals};
+use crate::units::grouped;
 
 pub fn run(context: &Context, listen: SocketAddr) -> anyhow::Result<ExitCode> {
-    super::run::init_logging();
-    let workspace = &context.workspace;
-    let secret = workspace.secret()?;
-    let runtime = super::runtime()?;
-    runtime.block_on(async {
+    crate::logging::init(&context.settings.log);
+    let secret = context.state.secret(context.settings.secret.as_ref())?;
+    super::runtime()?.block_on(async {
         let config = Config {
-            workspace: workspace.clone(),
+            workspace: context.workspace.clone(),
+            state: context.state.clone(),
             clock: context.clock.clone(),
             secret,
             listen,
             rate: DEFAULT_RATE,
         };
-        let server = Server::bind(config)
-            .await?
-            .map_err(|error| super::invalid(&error.what, error.diagnostics))?;
+        let server = Server::bind(config).await?;
         let address = server.local_addr()?;
         let newsletter = server.newsletter();
         // Tests and scripts read the address (the port may have been 0) from this first line.
@@ -32,7 +30,7 @@ pub fn run(context: &Context, listen: SocketAddr) -> anyhow::Result<ExitCode> {
             Some(site) => println!(
                 "Unsubscribe links ({}) work for {} addresses; the archive is at {}. Ctrl-C stops.",
                 site.join("unsubscribe/..."),
-                super::grouped(server.address_count() as u64),
+                grouped(server.address_count() as u64),
                 site.join("")
             ),
             None => eprintln!(
@@ -44,23 +42,12 @@ pub fn run(context: &Context, listen: SocketAddr) -> anyhow::Result<ExitCode> {
                 "note: listening on {address}, beyond this machine: serve it to the internet only through a TLS reverse proxy"
             );
         }
-        server.run(shutdown_signal()).await;
+        let mut signals = Signals::listen(Announce {
+            stopping: Box::new(|| tracing::info!("stopping")),
+            aborting: Box::new(|| tracing::warn!("second signal: exiting now")),
+        });
+        server.run(async move { signals.stopped().await }).await;
         tracing::info!("stopped");
         anyhow::Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
 }

@@ -1,198 +1,53 @@
-//! `letterpress status`: what happened to an issue, recipient by recipient, from the ledger.
+//! `letterpress status`: what happened to an issue, recipient by recipient, from the ledger;
+//! without an issue, the coming slots and what the scheduler did.
 
 use std::process::ExitCode;
 
-use serde::Serialize;
-
-use crate::delivery::lock::IssueLock;
-use crate::ledger::{Counts, Ledger, State};
-use crate::model::issue::IssueStatus as Readiness;
-use crate::schedule::plan;
-use crate::workspace::Workspace;
-
-use super::{Context, grouped};
-
-/// An issue's delivery state as `status` shows it and `--json` prints it.
-#[derive(Debug, Serialize)]
-pub struct IssueStatus {
-    pub issue: String,
-    /// Whether a send of the issue is running now.
-    pub running: bool,
-    pub pending: u64,
-    /// In flight in the running send.
-    pub sending: u64,
-    pub sent: u64,
-    pub deferred: u64,
-    pub failed: u64,
-    /// Left in flight by a send that died: maybe delivered, maybe not.
-    pub uncertain: u64,
-    pub skipped: u64,
-    pub failures: Vec<Problem>,
-    pub deferrals: Vec<Problem>,
-    pub uncertain_recipients: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Problem {
-    pub email: String,
-    pub attempts: u32,
-    pub reply: Option<String>,
-}
-
-impl IssueStatus {
-    pub fn read(
-        workspace: &Workspace,
-        ledger: &Ledger,
-        issue: &str,
-    ) -> anyhow::Result<IssueStatus> {
-        let running = IssueLock::is_held(&workspace.state_dir(), issue);
-        let counts: Counts = ledger.counts(issue)?;
-        let problems = |state| -> anyhow::Result<Vec<Problem>> {
-            Ok(ledger
-                .rows_in(issue, state)?
-                .into_iter()
-                .map(|row| Problem {
-                    email: row.address,
-                    attempts: row.attempts,
-                    reply: row.last_reply,
-                })
-                .collect())
-        };
-        let uncertain_recipients = if running {
-            Vec::new()
-        } else {
-            ledger
-                .rows_in(issue, State::Sending)?
-                .into_iter()
-                .map(|row| row.address)
-                .collect()
-        };
-        Ok(IssueStatus {
-            issue: issue.to_string(),
-            running,
-            pending: counts.pending,
-            sending: if running { counts.sending } else { 0 },
-            sent: counts.sent,
-            deferred: counts.deferred,
-            failed: counts.failed,
-            uncertain: if running { 0 } else { counts.sending },
-            skipped: counts.skipped,
-            failures: problems(State::Failed)?,
-            deferrals: problems(State::Deferred)?,
-            uncertain_recipients,
-        })
-    }
-
-    /// Whether anything is left for a human to look at.
-    pub fn is_complete(&self) -> bool {
-        self.pending == 0
-            && self.sending == 0
-            && self.deferred == 0
-            && self.failed == 0
-            && self.uncertain == 0
-    }
-
-    pub fn print(&self) {
-        let mut line = format!(
-            "sent {}, failed {}, deferred {}, uncertain {}",
-            grouped(self.sent),
-            grouped(self.failed),
-            grouped(self.deferred),
-            grouped(self.uncertain)
-        );
-        for (label, count) in [
-            ("pending", self.pending),
-            ("in flight", self.sending),
-            ("skipped", self.skipped),
-        ] {
-            if count > 0 {
-                line.push_str(&format!(", {label} {}", grouped(count)));
-            }
-        }
-        println!("{line}");
-        print_problems("failed (not retried)", &self.failures);
-        print_problems("deferred (retried on the next send)", &self.deferrals);
-        if !self.uncertain_recipients.is_empty() {
-            println!(
-                "uncertain: a send was interrupted while these were in flight; they may or may not have their message, and are not sent again unless you run `letterpress send {} --resend-uncertain`:",
-                self.issue
-            );
-            for address in self.uncertain_recipients.iter().take(20) {
-                println!("  {address}");
-            }
-            if self.uncertain_recipients.len() > 20 {
-                println!("  ... and {} more", self.uncertain_recipients.len() - 20);
-            }
-        }
-    }
-}
-
-fn print_problems(title: &str, problems: &[Problem]) {
-    if problems.is_empty() {
-        return;
-    }
-    println!("{title}:");
-    let width = problems
-        .iter()
-        .take(20)
-        .map(|problem| problem.email.len())
-        .max()
-        .unwrap_or(0);
-    for problem in problems.iter().take(20) {
-        println!(
-            "  {:width$}  {} ({} attempt{})",
-            problem.email,
-            problem.reply.as_deref().unwrap_or("no reply recorded"),
-            problem.attempts,
-            if problem.attempts == 1 { "" } else { "s" }
-        );
-    }
-    if problems.len() > 20 {
-        println!(
-            "  ... and {} more (`letterpress status --json` lists all)",
-            problems.len() - 20
-        );
-    }
-}
+use super::{Context, print};
+use crate::delivery::Report;
+use crate::ledger::{Event, Source};
+use crate::model::issue::{IssueId, Readiness};
+use crate::schedule::{self, plan};
+use crate::units::grouped;
+use crate::workspace::issue_name;
 
 pub fn run(
     context: &Context,
     issue_argument: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let workspace = &context.workspace;
-    let ledger = workspace.open_ledger()?;
+    let ledger = context.state.open_ledger()?;
     if let Some(argument) = issue_argument {
-        let path = workspace.issue_path(argument);
-        let issue = crate::workspace::issue_name(&path);
-        let status = IssueStatus::read(workspace, &ledger, issue)?;
+        let path = context.workspace.issue_path(argument);
+        let issue = IssueId::parse(issue_name(&path)).map_err(crate::diagnostic::Invalid::usage)?;
+        let report = Report::read(&context.state, &ledger, &issue)?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&status)?);
+            println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             println!("{issue}");
-            status.print();
-            print_events(&ledger.events(Some(issue), 10)?);
+            print::report(&report);
+            print_events(&ledger.events(Some(&issue), 10)?);
         }
         return Ok(ExitCode::SUCCESS);
     }
 
-    let statuses = ledger
+    let reports = ledger
         .issues()?
         .iter()
-        .map(|issue| IssueStatus::read(workspace, &ledger, issue))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|issue| Report::read(&context.state, &ledger, issue))
+        .collect::<Result<Vec<_>, _>>()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&statuses)?);
+        println!("{}", serde_json::to_string_pretty(&reports)?);
         return Ok(ExitCode::SUCCESS);
     }
     print_schedule(context)?;
     print_events(&ledger.events(None, 10)?);
     print_suppressions(&ledger.suppression_counts()?);
-    if !statuses.is_empty() {
+    if !reports.is_empty() {
         println!("Issues in the ledger:");
-        for status in &statuses {
-            print!("  {}  ", status.issue);
-            status.print();
+        for report in &reports {
+            print!("  {}  ", report.issue);
+            print::report(report);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -200,15 +55,14 @@ pub fn run(
 
 /// The next slots and the issues set for them, as the scheduler sees them now.
 fn print_schedule(context: &Context) -> anyhow::Result<()> {
-    let workspace = &context.workspace;
-    let Some(newsletter) = workspace.load_newsletter().value else {
+    let Ok(newsletter) = context.workspace.load_newsletter() else {
         println!(
             "newsletter.yaml is invalid: `letterpress check` shows why; no slots until it is fixed."
         );
         return Ok(());
     };
-    let slot = &newsletter.schedule;
-    let entries = workspace.issue_entries()?;
+    let slot = &newsletter.value.schedule;
+    let entries = schedule::issue_entries(&context.workspace)?;
     let now = context.clock.now();
     println!("Next slots:");
     for upcoming in plan::upcoming(now, slot, &entries, 3) {
@@ -246,14 +100,14 @@ fn describe_entry(entry: &plan::IssueEntry) -> &'static str {
 }
 
 /// One line on who gets no mail, by why: `3 addresses suppressed (unsubscribed by link)`.
-fn print_suppressions(counts: &[(String, u64)]) {
+fn print_suppressions(counts: &[(Source, u64)]) {
     let total: u64 = counts.iter().map(|(_, count)| count).sum();
     if total == 0 {
         return;
     }
-    let label = |source: &str| match source {
-        crate::ledger::ONE_CLICK_SOURCE => "unsubscribed by link".to_string(),
-        other => other.to_string(),
+    let label = |source: &Source| match source {
+        Source::OneClick => "unsubscribed by link".to_string(),
+        other => other.as_str().to_string(),
     };
     let why = match counts {
         [(source, _)] => label(source),
@@ -270,7 +124,7 @@ fn print_suppressions(counts: &[(String, u64)]) {
     );
 }
 
-fn print_events(events: &[crate::ledger::Event]) {
+fn print_events(events: &[Event]) {
     if events.is_empty() {
         return;
     }
@@ -286,7 +140,7 @@ fn print_events(events: &[crate::ledger::Event]) {
             event.at.format("%Y-%m-%d %H:%M UTC"),
             event.issue,
             event.due.format("%Y-%m-%d %H:%M UTC"),
-            event.event
+            event.kind.as_str()
         );
     }
 }

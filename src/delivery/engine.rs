@@ -7,13 +7,18 @@
 //! relay accepted it; so after a crash a recipient is either untouched, known sent, or
 //! `sending`: uncertain, and never sent again without being asked. Claims and results are
 //! written in batches, so the ledger keeps up with thousands of messages a second.
+//!
+//! `SendLoop` keeps that rule in four steps, each tested on its own below: `claim_batch`
+//! (durably `sending`), `hand_over` (to the connections), `take_reply` (classify the answer)
+//! and `flush` (record the answers).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -23,13 +28,14 @@ use super::transport::{Attempt, Transport};
 use crate::clock::Clock;
 use crate::ledger::{Ledger, Outcome, State};
 use crate::message::{MessageTemplate, Recipient};
-use crate::model::address::EmailAddress;
+use crate::model::address::{AddressKey, EmailAddress};
+use crate::model::issue::IssueId;
 use crate::secret::Secret;
 
 /// One recipient's message to deliver.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub email_key: String,
+    pub key: AddressKey,
     pub address: EmailAddress,
     pub name: Option<String>,
     /// Where the row was before this run claimed it, to put it back if never handed over.
@@ -39,13 +45,13 @@ pub struct Job {
 
 impl Job {
     pub fn new(
-        email_key: String,
+        key: AddressKey,
         address: EmailAddress,
         name: Option<String>,
         previous: State,
     ) -> Job {
         Job {
-            email_key,
+            key,
             address,
             name,
             previous,
@@ -54,9 +60,9 @@ impl Job {
     }
 }
 
-/// What the loop needs to build messages.
-pub struct Plan {
-    pub issue: String,
+/// What the loop sends, and to whom.
+pub struct Batch {
+    pub issue: IssueId,
     pub template: Arc<MessageTemplate>,
     pub secret: Arc<Secret>,
     /// The envelope sender (MAIL FROM).
@@ -106,8 +112,9 @@ pub enum Stop {
     Fatal(String),
 }
 
+/// How a run ended.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct Summary {
     pub tally: Tally,
     pub stopped: Option<Stop>,
 }
@@ -121,6 +128,318 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {
     fn update(&self, _: &Tally) {}
+}
+
+/// Results are committed when this many are waiting, or after `FLUSH_INTERVAL`.
+const FLUSH_BATCH: usize = 512;
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A message handed over, and how it went.
+struct Handed {
+    job: Job,
+    attempt: Attempt,
+    bytes: usize,
+}
+
+/// One run over an issue's queue. See the module's comment for the order it keeps.
+pub struct SendLoop {
+    template: Arc<MessageTemplate>,
+    secret: Arc<Secret>,
+    sender: EmailAddress,
+    transport: Arc<Transport>,
+    options: Options,
+    concurrency: usize,
+    clock: Arc<dyn Clock>,
+    pacer: Option<Arc<Pacer>>,
+    recorder: Recorder,
+    queue: VecDeque<Job>,
+    retries: BinaryHeap<Reverse<Retry>>,
+    /// Durably `sending`, not handed over yet.
+    claimed: VecDeque<Job>,
+    running: JoinSet<Handed>,
+    /// Answers not yet in the ledger.
+    results: Vec<Outcome>,
+    last_flush: Instant,
+    tally: Tally,
+    stopped: Option<Stop>,
+    failures_since_delivery: usize,
+    retry_sequence: u64,
+    /// Claims grow with the pace actually reached, so a claim commit is needed only every
+    /// ~50ms while the recipients in flight (the uncertain ones after a crash) stay few.
+    claim_size: usize,
+    started: Instant,
+    run_started: DateTime<Utc>,
+}
+
+impl SendLoop {
+    pub fn new(
+        batch: Batch,
+        transport: Arc<Transport>,
+        ledger: Arc<Mutex<Ledger>>,
+        options: Options,
+        clock: Arc<dyn Clock>,
+    ) -> SendLoop {
+        let concurrency = options.concurrency.max(1);
+        SendLoop {
+            recorder: Recorder {
+                issue: batch.issue,
+                ledger,
+                clock: clock.clone(),
+            },
+            template: batch.template,
+            secret: batch.secret,
+            sender: batch.sender,
+            transport,
+            pacer: options
+                .rate_per_second
+                .map(|rate| Arc::new(Pacer::new(rate))),
+            options,
+            concurrency,
+            run_started: clock.now(),
+            clock,
+            tally: Tally {
+                total: batch.jobs.len() as u64,
+                ..Tally::default()
+            },
+            queue: batch.jobs.into(),
+            retries: BinaryHeap::new(),
+            claimed: VecDeque::new(),
+            running: JoinSet::new(),
+            results: Vec::new(),
+            last_flush: Instant::now(),
+            stopped: None,
+            failures_since_delivery: 0,
+            retry_sequence: 0,
+            claim_size: concurrency * 2,
+            started: Instant::now(),
+        }
+    }
+
+    /// Sends to everyone queued, until done or stopped.
+    pub async fn run(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Summary> {
+        loop {
+            if self.stopped.is_none() && *stop.borrow() {
+                self.stopped = Some(Stop::Interrupted);
+            }
+            while self.stopped.is_none() && self.running.len() < self.concurrency {
+                if self.claimed.is_empty() && !self.claim_batch().await? {
+                    break;
+                }
+                self.hand_over();
+            }
+            let idle = self.queue.is_empty() && self.claimed.is_empty() && self.retries.is_empty();
+            if self.running.is_empty() && (self.stopped.is_some() || idle) {
+                break;
+            }
+
+            let next_retry = self.retries.peek().map(|Reverse(retry)| retry.ready);
+            let room = self.running.len() < self.concurrency;
+            tokio::select! {
+                Some(joined) = self.running.join_next(), if !self.running.is_empty() => {
+                    self.take_reply(joined.context("a send task panicked")?);
+                    progress.update(&self.tally);
+                }
+                _ = sleep_until_option(next_retry), if next_retry.is_some() && room => {}
+                changed = stop.changed(), if self.stopped.is_none() => {
+                    if changed.is_err() || *stop.borrow() {
+                        self.stopped = Some(Stop::Interrupted);
+                    }
+                }
+                _ = tokio::time::sleep_until(self.last_flush + FLUSH_INTERVAL), if !self.results.is_empty() => {}
+            }
+            self.flush(false).await?;
+        }
+        self.release_unsent();
+        // Waiting for a retry when the run stopped: deferred, already recorded as such.
+        self.tally.deferred += self.retries.len() as u64;
+        self.flush(true).await?;
+        progress.update(&self.tally);
+        Ok(Summary {
+            tally: self.tally,
+            stopped: self.stopped,
+        })
+    }
+
+    /// Takes the next recipients off the queue (retries that are due first) and marks them
+    /// `sending` in one durable commit, before any of their messages exists. Readers who
+    /// unsubscribed since the run started are skipped instead. `false` when nobody is
+    /// ready.
+    async fn claim_batch(&mut self) -> anyhow::Result<bool> {
+        let now = Instant::now();
+        while self
+            .retries
+            .peek()
+            .is_some_and(|Reverse(retry)| retry.ready <= now)
+        {
+            let Reverse(retry) = self.retries.pop().expect("peeked");
+            self.queue.push_front(retry.job);
+        }
+        if self.queue.is_empty() {
+            return Ok(false);
+        }
+        let rate = self.tally.done() as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        self.claim_size = self.claim_size.max((rate * 0.05) as usize).min(1024);
+        let take = self.claim_size.min(self.queue.len());
+        let mut batch: Vec<Job> = self.queue.drain(..take).collect();
+        let unsubscribed = self.recorder.suppressed_since(self.run_started).await?;
+        if !unsubscribed.is_empty() {
+            batch.retain(|job| {
+                let keep = !unsubscribed.contains(&job.key);
+                if !keep {
+                    self.tally.skipped += 1;
+                    self.results.push(Outcome {
+                        email: job.key.clone(),
+                        state: State::Skipped,
+                        reply: Some("unsubscribed while the issue was going out".into()),
+                    });
+                }
+                keep
+            });
+        }
+        let claims = batch
+            .iter()
+            .map(|job| {
+                (
+                    job.key.clone(),
+                    self.template.message_id(&self.secret, &job.address),
+                )
+            })
+            .collect();
+        self.recorder.claim(claims).await?;
+        self.claimed.extend(batch);
+        Ok(true)
+    }
+
+    /// Hands the next claimed recipient's message to a connection (after the pacer allows).
+    fn hand_over(&mut self) {
+        let Some(job) = self.claimed.pop_front() else {
+            return;
+        };
+        let transport = self.transport.clone();
+        let template = self.template.clone();
+        let secret = self.secret.clone();
+        let pacer = self.pacer.clone();
+        let sender = self.sender.clone();
+        let clock = self.clock.clone();
+        self.running.spawn(async move {
+            if let Some(pacer) = pacer {
+                pacer.wait().await;
+            }
+            let mut message = Vec::new();
+            template.write(
+                Recipient {
+                    email: &job.address,
+                    name: job.name.as_deref(),
+                },
+                &secret,
+                &clock.now().to_rfc2822(),
+                &mut message,
+            );
+            let attempt = match Envelope::new(
+                Some(sender.as_lettre().clone()),
+                vec![job.address.as_lettre().clone()],
+            ) {
+                Ok(envelope) => transport.send(&envelope, &message).await,
+                Err(error) => Attempt::Permanent(format!("cannot address the message: {error}")),
+            };
+            Handed {
+                job,
+                attempt,
+                bytes: message.len(),
+            }
+        });
+    }
+
+    /// Turns a relay's answer into an outcome waiting to be recorded, a retry, or a stop.
+    fn take_reply(&mut self, handed: Handed) {
+        let Handed {
+            mut job,
+            attempt,
+            bytes,
+        } = handed;
+        match attempt {
+            Attempt::Delivered(reply) => {
+                self.failures_since_delivery = 0;
+                self.tally.sent += 1;
+                self.tally.bytes += bytes as u64;
+                self.results.push(outcome(&job, State::Sent, reply));
+            }
+            Attempt::Permanent(reply) => {
+                self.tally.failed += 1;
+                self.results.push(outcome(&job, State::Failed, reply));
+            }
+            Attempt::Transient(reply) => {
+                self.failures_since_delivery += 1;
+                job.attempts += 1;
+                self.results
+                    .push(outcome(&job, State::Deferred, reply.clone()));
+                if self.failures_since_delivery >= (self.concurrency * 3).max(10) {
+                    self.stopped.get_or_insert(Stop::RelayUnreachable(reply));
+                    self.tally.deferred += 1;
+                } else if job.attempts < self.options.max_attempts {
+                    self.tally.retries += 1;
+                    self.retry_sequence += 1;
+                    self.retries.push(Reverse(Retry {
+                        ready: Instant::now() + backoff(&self.options, job.attempts),
+                        sequence: self.retry_sequence,
+                        job,
+                    }));
+                } else {
+                    self.tally.deferred += 1;
+                }
+            }
+            Attempt::Fatal(reason) => {
+                // Nothing was handed over: the recipient goes back where they were.
+                self.results.push(Outcome {
+                    email: job.key.clone(),
+                    state: job.previous,
+                    reply: Some(reason.clone()),
+                });
+                self.tally.total -= 1;
+                self.queue.push_front(job);
+                self.stopped.get_or_insert(Stop::Fatal(reason));
+            }
+        }
+    }
+
+    /// Records the answers waiting, when enough have gathered or enough time has passed
+    /// (always, with `force`).
+    async fn flush(&mut self, force: bool) -> anyhow::Result<()> {
+        let due = self.results.len() >= FLUSH_BATCH
+            || (!self.results.is_empty() && self.last_flush.elapsed() >= FLUSH_INTERVAL);
+        if force || due {
+            self.recorder
+                .record(std::mem::take(&mut self.results))
+                .await?;
+            self.last_flush = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Claimed but never handed over (the run stopped): back where they were, so the next
+    /// run takes them. Recorded by the final flush.
+    fn release_unsent(&mut self) {
+        for job in std::mem::take(&mut self.claimed) {
+            self.results.push(Outcome {
+                email: job.key.clone(),
+                state: job.previous,
+                reply: None,
+            });
+            self.tally.total -= 1;
+        }
+    }
+}
+
+fn outcome(job: &Job, state: State, reply: String) -> Outcome {
+    Outcome {
+        email: job.key.clone(),
+        state,
+        reply: Some(reply),
+    }
 }
 
 /// Spaces out message starts to at most `rate` a second.
@@ -150,228 +469,6 @@ impl Pacer {
         if start > now {
             tokio::time::sleep_until(start).await;
         }
-    }
-}
-
-/// Results are committed when this many are waiting, or after `FLUSH_INTERVAL`.
-const FLUSH_BATCH: usize = 512;
-const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-
-pub async fn run(
-    plan: Plan,
-    transport: Arc<Transport>,
-    ledger: Arc<Mutex<Ledger>>,
-    options: Options,
-    clock: Arc<dyn Clock>,
-    mut stop: watch::Receiver<bool>,
-    progress: &dyn Progress,
-) -> anyhow::Result<Report> {
-    let issue: Arc<str> = plan.issue.into();
-    let template = plan.template;
-    let secret = plan.secret;
-    let sender = plan.sender;
-    let concurrency = options.concurrency.max(1);
-    let pacer = options
-        .rate_per_second
-        .map(|rate| Arc::new(Pacer::new(rate)));
-    let recorder = Recorder {
-        issue: issue.clone(),
-        ledger,
-        clock: clock.clone(),
-    };
-
-    let mut tally = Tally {
-        total: plan.jobs.len() as u64,
-        ..Tally::default()
-    };
-    let mut queue: VecDeque<Job> = plan.jobs.into();
-    let mut retries: BinaryHeap<Reverse<Retry>> = BinaryHeap::new();
-    let mut claimed: VecDeque<Job> = VecDeque::new();
-    let mut running: JoinSet<(Job, Attempt, usize)> = JoinSet::new();
-    let mut results: Vec<Outcome> = Vec::new();
-    let mut last_flush = Instant::now();
-    let mut stopped: Option<Stop> = None;
-    let mut failures_since_delivery = 0usize;
-    let mut retry_sequence = 0u64;
-    // Claims grow with the pace actually reached, so a claim commit is needed only every
-    // ~50ms while the recipients in flight (the uncertain ones after a crash) stay few.
-    let mut claim_size = concurrency * 2;
-    let started = Instant::now();
-    let run_started = clock.now();
-
-    loop {
-        if stopped.is_none() && *stop.borrow() {
-            stopped = Some(Stop::Interrupted);
-        }
-        while stopped.is_none() && running.len() < concurrency {
-            if claimed.is_empty() {
-                let now = Instant::now();
-                while retries
-                    .peek()
-                    .is_some_and(|Reverse(retry)| retry.ready <= now)
-                {
-                    let Reverse(retry) = retries.pop().expect("peeked");
-                    queue.push_front(retry.job);
-                }
-                if queue.is_empty() {
-                    break;
-                }
-                let rate = tally.done() as f64 / started.elapsed().as_secs_f64().max(0.001);
-                claim_size = claim_size.max((rate * 0.05) as usize).min(1024);
-                let mut batch: Vec<Job> = queue.drain(..claim_size.min(queue.len())).collect();
-                let unsubscribed = recorder.suppressed_since(run_started).await?;
-                if !unsubscribed.is_empty() {
-                    batch.retain(|job| {
-                        let keep = !unsubscribed.contains(&job.email_key);
-                        if !keep {
-                            tally.skipped += 1;
-                            results.push(Outcome {
-                                email: job.email_key.clone(),
-                                state: State::Skipped,
-                                reply: Some("unsubscribed while the issue was going out".into()),
-                            });
-                        }
-                        keep
-                    });
-                }
-                let claims = batch
-                    .iter()
-                    .map(|job| {
-                        (
-                            job.email_key.clone(),
-                            template.message_id(&secret, &job.address),
-                        )
-                    })
-                    .collect();
-                recorder.claim(claims).await?;
-                claimed.extend(batch);
-            }
-            let Some(job) = claimed.pop_front() else {
-                break;
-            };
-            let transport = transport.clone();
-            let template = template.clone();
-            let secret = secret.clone();
-            let pacer = pacer.clone();
-            let sender = sender.clone();
-            let clock = clock.clone();
-            running.spawn(async move {
-                if let Some(pacer) = pacer {
-                    pacer.wait().await;
-                }
-                let mut message = Vec::new();
-                template.write(
-                    Recipient {
-                        email: &job.address,
-                        name: job.name.as_deref(),
-                    },
-                    &secret,
-                    &clock.now().to_rfc2822(),
-                    &mut message,
-                );
-                let attempt = match Envelope::new(
-                    Some(sender.as_lettre().clone()),
-                    vec![job.address.as_lettre().clone()],
-                ) {
-                    Ok(envelope) => transport.send(&envelope, &message).await,
-                    Err(error) => {
-                        Attempt::Permanent(format!("cannot address the message: {error}"))
-                    }
-                };
-                (job, attempt, message.len())
-            });
-        }
-
-        let idle = queue.is_empty() && claimed.is_empty() && retries.is_empty();
-        if running.is_empty() && (stopped.is_some() || idle) {
-            break;
-        }
-
-        let next_retry = retries.peek().map(|Reverse(retry)| retry.ready);
-        tokio::select! {
-            Some(joined) = running.join_next(), if !running.is_empty() => {
-                let (mut job, attempt, bytes) = joined.context("a send task panicked")?;
-                match attempt {
-                    Attempt::Delivered(reply) => {
-                        failures_since_delivery = 0;
-                        tally.sent += 1;
-                        tally.bytes += bytes as u64;
-                        results.push(outcome(&job, State::Sent, reply));
-                    }
-                    Attempt::Permanent(reply) => {
-                        tally.failed += 1;
-                        results.push(outcome(&job, State::Failed, reply));
-                    }
-                    Attempt::Transient(reply) => {
-                        failures_since_delivery += 1;
-                        job.attempts += 1;
-                        results.push(outcome(&job, State::Deferred, reply.clone()));
-                        if failures_since_delivery >= (concurrency * 3).max(10) {
-                            stopped.get_or_insert(Stop::RelayUnreachable(reply));
-                            tally.deferred += 1;
-                        } else if job.attempts < options.max_attempts {
-                            tally.retries += 1;
-                            retry_sequence += 1;
-                            retries.push(Reverse(Retry {
-                                ready: Instant::now() + backoff(&options, job.attempts),
-                                sequence: retry_sequence,
-                                job,
-                            }));
-                        } else {
-                            tally.deferred += 1;
-                        }
-                    }
-                    Attempt::Fatal(reason) => {
-                        // Nothing was handed over: the recipient goes back where they were.
-                        results.push(Outcome {
-                            email: job.email_key.clone(),
-                            state: job.previous,
-                            reply: Some(reason.clone()),
-                        });
-                        tally.total -= 1;
-                        queue.push_front(job);
-                        stopped.get_or_insert(Stop::Fatal(reason));
-                    }
-                }
-                progress.update(&tally);
-            }
-            _ = sleep_until_option(next_retry), if next_retry.is_some() && running.len() < concurrency => {}
-            changed = stop.changed(), if stopped.is_none() => {
-                if changed.is_err() || *stop.borrow() {
-                    stopped = Some(Stop::Interrupted);
-                }
-            }
-            _ = tokio::time::sleep_until(last_flush + FLUSH_INTERVAL), if !results.is_empty() => {}
-        }
-        if results.len() >= FLUSH_BATCH
-            || (!results.is_empty() && last_flush.elapsed() >= FLUSH_INTERVAL)
-        {
-            recorder.record(std::mem::take(&mut results)).await?;
-            last_flush = Instant::now();
-        }
-    }
-
-    // Claimed but never handed over: back where they were, so the next run takes them.
-    for job in claimed {
-        results.push(Outcome {
-            email: job.email_key.clone(),
-            state: job.previous,
-            reply: None,
-        });
-        tally.total -= 1;
-    }
-    // Waiting for a retry when the run stopped: deferred, already recorded as such.
-    tally.deferred += retries.len() as u64;
-    recorder.record(results).await?;
-    progress.update(&tally);
-    Ok(Report { tally, stopped })
-}
-
-fn outcome(job: &Job, state: State, reply: String) -> Outcome {
-    Outcome {
-        email: job.email_key.clone(),
-        state,
-        reply: Some(reply),
     }
 }
 
@@ -422,51 +519,46 @@ async fn sleep_until_option(deadline: Option<Instant>) {
 
 /// Ledger writes, off the async threads (SQLite blocks on fsync).
 struct Recorder {
-    issue: Arc<str>,
+    issue: IssueId,
     ledger: Arc<Mutex<Ledger>>,
     clock: Arc<dyn Clock>,
 }
 
 impl Recorder {
-    async fn suppressed_since(
+    async fn with_ledger<T: Send + 'static>(
         &self,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> anyhow::Result<std::collections::HashSet<String>> {
-        let ledger = self.ledger.clone();
-        tokio::task::spawn_blocking(move || {
-            let ledger = ledger
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            ledger.suppressed_since(since)
-        })
-        .await?
-        .context("cannot read the suppression list")
-    }
-
-    async fn claim(&self, claims: Vec<(String, String)>) -> anyhow::Result<()> {
+        work: impl FnOnce(&mut Ledger, &IssueId, DateTime<Utc>) -> crate::ledger::Result<T>
+        + Send
+        + 'static,
+    ) -> anyhow::Result<T> {
         let (issue, ledger, now) = (self.issue.clone(), self.ledger.clone(), self.clock.now());
-        tokio::task::spawn_blocking(move || {
+        Ok(tokio::task::spawn_blocking(move || {
             let mut ledger = ledger
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            ledger.mark_sending(&issue, &claims, now)
+            work(&mut ledger, &issue, now)
         })
-        .await?
-        .context("cannot mark recipients as sending in the ledger")
+        .await??)
+    }
+
+    async fn suppressed_since(&self, since: DateTime<Utc>) -> anyhow::Result<HashSet<AddressKey>> {
+        self.with_ledger(move |ledger, _, _| ledger.suppressed_since(since))
+            .await
+            .context("cannot read the suppression list")
+    }
+
+    async fn claim(&self, claims: Vec<(AddressKey, String)>) -> anyhow::Result<()> {
+        self.with_ledger(move |ledger, issue, now| ledger.mark_sending(issue, &claims, now))
+            .await
+            .context("cannot mark recipients as sending in the ledger")
     }
 
     async fn record(&self, outcomes: Vec<Outcome>) -> anyhow::Result<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let (issue, ledger, now) = (self.issue.clone(), self.ledger.clone(), self.clock.now());
-        tokio::task::spawn_blocking(move || {
-            let mut ledger = ledger
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            ledger.record(&issue, &outcomes, now)
-        })
-        .await?
-        .context("cannot record delivery results in the ledger")
+        self.with_ledger(move |ledger, issue, now| ledger.record(issue, &outcomes, now))
+            .await
+            .context("cannot record delivery results in the ledger")
     }
 }

@@ -8,6 +8,9 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use crate::model::issue::IssueId;
+use crate::state::StateDir;
+
 pub struct IssueLock {
     _lock: FileLock,
 }
@@ -33,8 +36,8 @@ pub enum LockError {
     },
 }
 
-pub fn lock_path(state_dir: &Path, issue: &str) -> PathBuf {
-    state_dir.join("locks").join(format!("{issue}.lock"))
+pub fn lock_path(state: &StateDir, issue: &IssueId) -> PathBuf {
+    state.locks_dir().join(format!("{issue}.lock"))
 }
 
 impl FileLock {
@@ -44,7 +47,7 @@ impl FileLock {
             path: path.display().to_string(),
             source,
         };
-        std::fs::create_dir_all(path.parent().expect("a lock file has a folder"))
+        crate::state::create_private_dir(path.parent().expect("a lock file has a folder"))
             .map_err(io_error)?;
         let mut file = OpenOptions::new()
             .read(true)
@@ -83,8 +86,8 @@ impl FileLock {
 }
 
 impl IssueLock {
-    pub fn acquire(state_dir: &Path, issue: &str) -> Result<IssueLock, LockError> {
-        match FileLock::acquire(&lock_path(state_dir, issue), "") {
+    pub fn acquire(state: &StateDir, issue: &IssueId) -> Result<IssueLock, LockError> {
+        match FileLock::acquire(&lock_path(state, issue), "") {
             Ok(lock) => Ok(IssueLock { _lock: lock }),
             Err(LockError::Busy { pid, .. }) => Err(LockError::Held {
                 issue: issue.to_string(),
@@ -95,8 +98,8 @@ impl IssueLock {
     }
 
     /// Whether a send of the issue is running right now (someone holds its lock).
-    pub fn is_held(state_dir: &Path, issue: &str) -> bool {
-        FileLock::is_held(&lock_path(state_dir, issue))
+    pub fn is_held(state: &StateDir, issue: &IssueId) -> bool {
+        FileLock::is_held(&lock_path(state, issue))
     }
 }
 
@@ -107,9 +110,13 @@ mod tests {
     #[test]
     fn a_second_lock_of_the_same_issue_is_refused_with_the_holders_pid() {
         let dir = tempfile::tempdir().unwrap();
-        let first = IssueLock::acquire(dir.path(), "2021-08-23").unwrap();
-        assert!(IssueLock::is_held(dir.path(), "2021-08-23"));
-        let error = IssueLock::acquire(dir.path(), "2021-08-23").err().unwrap();
+        let state = StateDir::of(dir.path());
+        let issue = |id| IssueId::parse(id).unwrap();
+        let first = IssueLock::acquire(&state, &issue("2021-08-23")).unwrap();
+        assert!(IssueLock::is_held(&state, &issue("2021-08-23")));
+        let error = IssueLock::acquire(&state, &issue("2021-08-23"))
+            .err()
+            .unwrap();
         assert_eq!(
             error.to_string(),
             format!(
@@ -117,9 +124,9 @@ mod tests {
                 std::process::id()
             )
         );
-        assert!(IssueLock::acquire(dir.path(), "2021-08-30").is_ok());
+        assert!(IssueLock::acquire(&state, &issue("2021-08-30")).is_ok());
         drop(first);
-        assert!(!IssueLock::is_held(dir.path(), "2021-08-23"));
-        assert!(IssueLock::acquire(dir.path(), "2021-08-23").is_ok());
+        assert!(!IssueLock::is_held(&state, &issue("2021-08-23")));
+        assert!(IssueLock::acquire(&state, &issue("2021-08-23")).is_ok());
     }
 }

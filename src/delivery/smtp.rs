@@ -20,6 +20,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::smtp_url::{Security, SmtpUrl};
+use crate::config::SMTP_CA_ENV;
 
 /// A relay's reply: its code and the text of every line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,20 +384,21 @@ impl Session {
 #[derive(Clone)]
 pub struct TlsSettings(Arc<ClientConfig>);
 
-pub const SMTP_CA_ENV: &str = "LETTERPRESS_SMTP_CA";
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsSettings")
+    }
+}
 
 impl TlsSettings {
-    /// The Mozilla roots, plus the PEM file named by `LETTERPRESS_SMTP_CA` for a relay with a
-    /// private certificate authority.
-    pub fn from_env() -> Result<TlsSettings, String> {
-        match std::env::var_os(SMTP_CA_ENV) {
+    /// The Mozilla roots, plus the PEM file `LETTERPRESS_SMTP_CA` names (`ca`), for a relay
+    /// with a private certificate authority.
+    pub fn load(ca: Option<&std::path::Path>) -> Result<TlsSettings, String> {
+        match ca {
             None => TlsSettings::with_extra_roots(&[]),
             Some(path) => {
-                let pem = std::fs::read(&path).map_err(|error| {
-                    format!(
-                        "cannot read {SMTP_CA_ENV} ({}): {error}",
-                        path.to_string_lossy()
-                    )
+                let pem = std::fs::read(path).map_err(|error| {
+                    format!("cannot read {SMTP_CA_ENV} ({}): {error}", path.display())
                 })?;
                 TlsSettings::with_extra_roots(&pem)
             }

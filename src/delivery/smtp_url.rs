@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use url::Url;
 
-pub const SMTP_URL_ENV: &str = "LETTERPRESS_SMTP_URL";
+use crate::config::SMTP_URL_ENV;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Security {

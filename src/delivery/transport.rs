@@ -1,5 +1,6 @@
-//! Where messages go: an SMTP relay through lettre, or the outbox folder when no relay is
-//! configured. Every attempt ends in one of four outcomes the send loop branches on.
+//! Where messages go: an SMTP relay through our own client (`smtp`), or the outbox folder when
+//! no relay is configured. Every attempt ends in one of four outcomes the send loop branches
+//! on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -8,7 +9,10 @@ use std::time::{Duration, Instant};
 use lettre::address::Envelope;
 
 use super::smtp::{Session, SmtpError, Step, TlsSettings};
-use super::smtp_url::{SMTP_URL_ENV, SmtpUrl};
+use super::smtp_url::SmtpUrl;
+use crate::config::Settings;
+use crate::model::newsletter::Delivery;
+use crate::state::StateDir;
 
 /// How one attempt to hand a message over ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,50 +32,61 @@ pub enum Transport {
     Outbox(Outbox),
 }
 
-/// Where mail goes: a relay, or the outbox folder when none is configured.
+/// Where mail goes: a relay (with the certificate authorities its certificate must chain
+/// to), or the outbox folder when none is configured.
 #[derive(Debug, Clone)]
 pub enum Destination {
-    Relay(SmtpUrl),
+    Relay(SmtpUrl, TlsSettings),
     Outbox,
 }
 
 impl Destination {
-    /// The relay named by `LETTERPRESS_SMTP_URL`, or the outbox when it is unset or empty.
-    pub fn from_env() -> anyhow::Result<Destination> {
-        match std::env::var(SMTP_URL_ENV) {
-            Ok(text) if !text.trim().is_empty() => Ok(Destination::Relay(SmtpUrl::parse(&text)?)),
-            _ => Ok(Destination::Outbox),
+    /// The relay `LETTERPRESS_SMTP_URL` names, or the outbox when it is unset.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Destination> {
+        match settings.relay()? {
+            Some(url) => {
+                let tls =
+                    TlsSettings::load(settings.smtp_ca.as_deref()).map_err(anyhow::Error::msg)?;
+                Ok(Destination::Relay(url.clone(), tls))
+            }
+            None => Ok(Destination::Outbox),
+        }
+    }
+
+    /// How the destination is named to the user; never includes a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Destination::Relay(url, _) => url.to_string(),
+            Destination::Outbox => format!(
+                "the outbox {}/outbox/ (no {})",
+                crate::state::STATE_DIR,
+                crate::config::SMTP_URL_ENV
+            ),
         }
     }
 }
 
 impl Transport {
-    /// The transport `LETTERPRESS_SMTP_URL` names; see `open`.
-    pub fn from_env(
-        workspace: &crate::workspace::Workspace,
-        delivery: &crate::model::newsletter::Delivery,
-        outbox: &str,
-    ) -> anyhow::Result<Transport> {
-        Transport::open(&Destination::from_env()?, workspace, delivery, outbox)
-    }
-
-    /// A transport to `destination`; the outbox is the folder `outbox` under the workspace's
+    /// A transport to `destination`; the outbox is the folder `outbox` under
     /// `.letterpress/outbox/`.
     pub fn open(
         destination: &Destination,
-        workspace: &crate::workspace::Workspace,
-        delivery: &crate::model::newsletter::Delivery,
+        state: &StateDir,
+        delivery: &Delivery,
         outbox: &str,
     ) -> anyhow::Result<Transport> {
         match destination {
-            Destination::Relay(url) => {
+            Destination::Relay(url, tls) => {
                 let timeout = Duration::from_secs(u64::from(delivery.timeout_seconds));
-                let tls = TlsSettings::from_env().map_err(anyhow::Error::msg)?;
-                Ok(Transport::Smtp(SmtpRelay::new(url.clone(), timeout, tls)))
+                Ok(Transport::Smtp(SmtpRelay::new(
+                    url.clone(),
+                    timeout,
+                    tls.clone(),
+                )))
             }
             Destination::Outbox => {
-                let dir = workspace.state_dir().join("outbox").join(outbox);
-                let display = workspace.display(&dir);
+                let dir = state.outbox_dir(outbox);
+                let display = state.display(dir.strip_prefix(state.path()).unwrap_or(&dir));
                 let outbox = Outbox::new(dir, display)
                     .map_err(|error| anyhow::anyhow!("cannot create the outbox folder: {error}"))?;
                 Ok(Transport::Outbox(outbox))
@@ -269,6 +284,11 @@ impl Outbox {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The folder as the user should see it.
+    pub fn display_dir(&self) -> &str {
+        &self.display_dir
     }
 
     fn write(&self, envelope: &Envelope, message: &[u8]) -> Attempt {

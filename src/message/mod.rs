@@ -141,6 +141,25 @@ impl UnsubscribeLinks {
     }
 }
 
+/// What differs per recipient, worked out once: `write` fills its holes with it, and so does
+/// anyone who fills the rendered parts for one reader (render's files, check's size).
+#[derive(Debug, Clone)]
+pub struct Personal {
+    pub greeting: String,
+    pub links: UnsubscribeLinks,
+    pub email: String,
+}
+
+impl Personal {
+    pub fn values(&self) -> SlotValues<'_> {
+        SlotValues {
+            greeting: &self.greeting,
+            unsubscribe_url: self.links.preferred(),
+            recipient_email: &self.email,
+        }
+    }
+}
+
 impl MessageTemplate {
     pub fn new(
         newsletter: &Newsletter,
@@ -229,6 +248,15 @@ impl MessageTemplate {
         }
     }
 
+    /// The greeting, links and address of one recipient.
+    pub fn personal(&self, recipient: Recipient, secret: &Secret) -> Personal {
+        Personal {
+            greeting: self.texts.greeting_for(recipient.name),
+            links: self.unsubscribe_links(secret, recipient.email),
+            email: recipient.email.as_str().to_string(),
+        }
+    }
+
     /// The Message-ID, the same every time for this issue and recipient.
     pub fn message_id(&self, secret: &Secret, email: &EmailAddress) -> String {
         let tag = secret.message_tag(&self.list_id, &self.issue_id, &email.key());
@@ -238,7 +266,8 @@ impl MessageTemplate {
     /// Appends the complete message for `recipient` to `out`. `date` is an RFC 5322 date.
     pub fn write(&self, recipient: Recipient, secret: &Secret, date: &str, out: &mut Vec<u8>) {
         out.reserve(self.text.size_hint() + self.html.size_hint() + 1024);
-        let links = self.unsubscribe_links(secret, recipient.email);
+        let personal = self.personal(recipient, secret);
+        let links = &personal.links;
         let mut head = String::with_capacity(1024);
         head.push_str("Date: ");
         head.push_str(date);
@@ -268,12 +297,7 @@ impl MessageTemplate {
         head.push_str("\"\r\n\r\n");
         out.extend_from_slice(head.as_bytes());
 
-        let greeting = self.texts.greeting_for(recipient.name);
-        let values = SlotValues {
-            greeting: &greeting,
-            unsubscribe_url: links.preferred(),
-            recipient_email: recipient.email.as_str(),
-        };
+        let values = personal.values();
         for (content_type, part) in [("text/plain", &self.text), ("text/html", &self.html)] {
             out.extend_from_slice(b"--");
             out.extend_from_slice(self.boundary.as_bytes());

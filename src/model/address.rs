@@ -42,8 +42,8 @@ impl EmailAddress {
 
     /// The form two addresses are compared in: mailbox providers treat case as insignificant,
     /// so `Ada@Example.com` and `ada@example.com` are one subscriber.
-    pub fn key(&self) -> String {
-        self.as_str().to_lowercase()
+    pub fn key(&self) -> AddressKey {
+        AddressKey(self.as_str().to_lowercase())
     }
 
     pub fn as_lettre(&self) -> &lettre::Address {
@@ -60,6 +60,40 @@ impl AsRef<str> for EmailAddress {
 impl fmt::Display for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// An address as two addresses are compared: the key of the ledger's rows, suppressions and
+/// tokens. Only made from a valid address (or read back from the ledger, which stores only
+/// keys), so it always names one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddressKey(String);
+
+impl AddressKey {
+    /// The key of a written address, if it is a valid one.
+    pub fn of(text: &str) -> Result<AddressKey, AddressError> {
+        EmailAddress::parse(text).map(|address| address.key())
+    }
+
+    /// A key as the ledger stored it.
+    pub(crate) fn from_stored(key: String) -> AddressKey {
+        AddressKey(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AddressKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for AddressKey {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 
@@ -104,7 +138,7 @@ mod tests {
     #[test]
     fn addresses_are_validated_and_compared_without_case() {
         let address = EmailAddress::parse("Ada@Example.com").unwrap();
-        assert_eq!(address.key(), "ada@example.com");
+        assert_eq!(address.key().as_str(), "ada@example.com");
         assert_eq!(address.domain(), "Example.com");
         for bad in [
             "",

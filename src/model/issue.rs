@@ -44,6 +44,18 @@ impl IssueId {
     }
 }
 
+impl PartialEq<str> for IssueId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for IssueId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl fmt::Display for IssueId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -51,16 +63,16 @@ impl fmt::Display for IssueId {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IssueStatus {
+pub enum Readiness {
     Draft,
     Ready,
 }
 
-impl IssueStatus {
+impl Readiness {
     pub fn as_str(self) -> &'static str {
         match self {
-            IssueStatus::Draft => "draft",
-            IssueStatus::Ready => "ready",
+            Readiness::Draft => "draft",
+            Readiness::Ready => "ready",
         }
     }
 }
@@ -70,7 +82,7 @@ pub struct Issue {
     pub id: IssueId,
     pub number: Option<u32>,
     pub date: NaiveDate,
-    pub status: IssueStatus,
+    pub status: Readiness,
     pub subject: OneLine,
     pub preheader: Option<OneLine>,
     pub intro: Option<Markdown>,
@@ -132,10 +144,10 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("`{text}` is not a date; write YYYY-MM-DD, like 2021-08-23"))
 }
 
-fn parse_status(text: &str) -> Result<IssueStatus, String> {
+fn parse_status(text: &str) -> Result<Readiness, String> {
     match text.trim() {
-        "draft" => Ok(IssueStatus::Draft),
-        "ready" => Ok(IssueStatus::Ready),
+        "draft" => Ok(Readiness::Draft),
+        "ready" => Ok(Readiness::Ready),
         other => Err(format!("`{other}` is not a status; use `draft` or `ready`")),
     }
 }
@@ -166,7 +178,7 @@ pub fn decode(decoder: &mut Decoder, root: &Node, id: IssueId) -> Option<Issue> 
     let date = date_node.and_then(|node| decoder.parse(node, &path.key("date"), parse_date));
     let status_node = fields.get("status");
     let status = match status_node {
-        None => Some(IssueStatus::Draft),
+        None => Some(Readiness::Draft),
         Some(node) => decoder.parse(node, &path.key("status"), parse_status),
     };
     let subject_node = fields.required(decoder, &path, "subject");

@@ -7,5 +7,6 @@ pub mod address;
 pub mod issue;
 pub mod link;
 pub mod newsletter;
+pub mod slot;
 pub mod subscriber;
 pub mod text;

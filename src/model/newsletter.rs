@@ -11,6 +11,8 @@ use crate::diagnostic::FieldPath;
 use crate::model::address::{EmailAddress, Mailbox};
 use crate::model::link::SiteUrl;
 use crate::model::text::{Lines, OneLine};
+
+pub use crate::model::slot::WeeklySlot;
 use crate::yaml::Node;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,16 +36,6 @@ impl Newsletter {
     pub fn reply_address(&self) -> &EmailAddress {
         &self.reply_to.as_ref().unwrap_or(&self.from).address
     }
-}
-
-/// The newsletter's weekly slot: a weekday and wall-clock time in an IANA time zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WeeklySlot {
-    pub day: Weekday,
-    pub time: NaiveTime,
-    pub timezone: Tz,
-    /// How late the scheduler may still send a slot it was not running for.
-    pub grace: chrono::Duration,
 }
 
 /// The default `schedule.grace`.

@@ -70,7 +70,7 @@ pub fn decode_list(decoder: &mut Decoder, source: &str) -> Option<Vec<Subscriber
     };
     let mut subscribers = Vec::new();
     // Each address's first index and line, to name the original when a duplicate turns up.
-    let mut seen: HashMap<String, (usize, u32)> = HashMap::new();
+    let mut seen: HashMap<crate::model::address::AddressKey, (usize, u32)> = HashMap::new();
     for (index, item) in items.enumerate() {
         let item = match item {
             Ok(item) => item,

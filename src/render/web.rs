@@ -205,7 +205,7 @@ pub enum Standing {
 
 /// What the subscriber just did on the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum LinkAction {
     Viewed,
     Unsubscribed,
     Resubscribed,
@@ -218,12 +218,12 @@ pub fn unsubscribe_page(
     newsletter: &Newsletter,
     masked: &str,
     standing: Standing,
-    action: Action,
+    action: LinkAction,
 ) -> Markup {
     let name = newsletter.name.as_str();
     let contact = newsletter.reply_address().as_str();
     let (heading, message) = match (standing, action) {
-        (Standing::Receiving, Action::Resubscribed) => (
+        (Standing::Receiving, LinkAction::Resubscribed) => (
             "Welcome back".to_string(),
             format!("{masked} will get {name} again."),
         ),

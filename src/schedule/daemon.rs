@@ -16,26 +16,31 @@ use tracing::{error, info, warn};
 
 use super::plan::{self, Action, History};
 use crate::clock::Clock;
+use crate::config::Passphrase;
 use crate::delivery::PreparedSend;
 use crate::delivery::engine::{Progress, Stop, Tally};
 use crate::delivery::lock::{FileLock, IssueLock, LockError};
 use crate::delivery::transport::{Destination, Transport};
 use crate::edition::Edition;
-use crate::ledger::Ledger;
-use crate::model::issue::IssueStatus;
+use crate::ledger::{EventKind, Ledger};
+use crate::model::issue::{IssueId, Readiness};
+use crate::state::StateDir;
 use crate::workspace::Workspace;
 
+/// Where the scheduler works and what it needs to send.
 pub struct Scheduler {
     workspace: Workspace,
+    state: StateDir,
     clock: Arc<dyn Clock>,
     destination: Destination,
+    secret: Option<Passphrase>,
     _lock: FileLock,
 }
 
 /// What one pass did.
 #[derive(Debug, Clone, Default)]
 pub struct Pass {
-    pub sent: Vec<(String, Tally)>,
+    pub sent: Vec<(IssueId, Tally)>,
     /// When the next thing is due, if anything is.
     pub next_wake: Option<DateTime<Utc>>,
     /// A stop was asked for during a send, which finished cleanly.
@@ -46,17 +51,21 @@ impl Scheduler {
     /// Takes the workspace's scheduler lock: only one may run per workspace.
     pub fn start(
         workspace: Workspace,
+        state: StateDir,
         clock: Arc<dyn Clock>,
         destination: Destination,
+        secret: Option<Passphrase>,
     ) -> Result<Scheduler, LockError> {
         let lock = FileLock::acquire(
-            &workspace.state_dir().join("scheduler.lock"),
+            &state.scheduler_lock_path(),
             "a scheduler is already running in this workspace",
         )?;
         Ok(Scheduler {
             workspace,
+            state,
             clock,
             destination,
+            secret,
             _lock: lock,
         })
     }
@@ -64,24 +73,30 @@ impl Scheduler {
     /// One pass: re-read the files, plan, act.
     pub async fn pass(&mut self, stop: &watch::Receiver<bool>) -> anyhow::Result<Pass> {
         let now = self.clock.now();
-        let newsletter = self.workspace.load_newsletter();
-        let Some(newsletter) = newsletter.value else {
-            let problem = newsletter
-                .diagnostics
-                .errors()
-                .next()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            error!(%problem, "newsletter.yaml is invalid; nothing is sent until it is fixed");
-            return Ok(Pass::default());
+        let newsletter = match self.workspace.load_newsletter() {
+            Ok(valid) => valid.value,
+            Err(invalid) => {
+                let problem = invalid.first_problem();
+                error!(%problem, "newsletter.yaml is invalid; nothing is sent until it is fixed");
+                return Ok(Pass::default());
+            }
         };
-        let entries = self
-            .workspace
-            .issue_entries()
-            .context("cannot list the issues folder")?;
-        let mut ledger = self.workspace.open_ledger()?;
+        let entries =
+            super::issue_entries(&self.workspace).context("cannot list the issues folder")?;
+        let mut ledger = self.state.open_ledger()?;
+        let mut histories = Vec::new();
+        for entry in &entries {
+            if let Some(due) = plan::due(&newsletter.schedule, entry) {
+                let due = due.with_timezone(&Utc);
+                histories.push((entry.id.clone(), due, history(&ledger, &entry.id, due)?));
+            }
+        }
         let plan = plan::plan(now, &newsletter.schedule, &entries, |id, due| {
-            history(&ledger, id, due)
+            histories
+                .iter()
+                .find(|(known, known_due, _)| known == id && *known_due == due)
+                .map(|(_, _, history)| history.clone())
+                .unwrap_or_default()
         });
 
         let mut pass = Pass {
@@ -94,29 +109,36 @@ impl Scheduler {
             match action {
                 Action::Draft { id, due } => {
                     warn!(issue = %id, due = %due, "the slot came with the issue still a draft: not sent");
-                    ledger.record_event(&id, due.with_timezone(&Utc), "draft", None, now)?;
+                    ledger.record_event(
+                        &id,
+                        due.with_timezone(&Utc),
+                        EventKind::Draft,
+                        None,
+                        now,
+                    )?;
                 }
                 Action::Missed { id, due, detail } => {
                     warn!(issue = %id, due = %due, "slot missed: {detail}");
                     ledger.record_event(
                         &id,
                         due.with_timezone(&Utc),
-                        "missed",
+                        EventKind::Missed,
                         Some(&detail),
                         now,
                     )?;
                 }
                 Action::Conflict { ids, due } => {
+                    let names: Vec<&str> = ids.iter().map(IssueId::as_str).collect();
                     let detail = format!(
                         "{} are all ready for this slot; none is sent until only one is",
-                        ids.join(", ")
+                        names.join(", ")
                     );
                     error!(due = %due, "{detail}");
                     for id in &ids {
                         ledger.record_event(
                             id,
                             due.with_timezone(&Utc),
-                            "conflict",
+                            EventKind::Conflict,
                             Some(&detail),
                             now,
                         )?;
@@ -125,7 +147,7 @@ impl Scheduler {
                 Action::Send { id, due, late } => {
                     drop(ledger);
                     let outcome = self.send(&id, due, late, stop).await?;
-                    ledger = self.workspace.open_ledger()?;
+                    ledger = self.state.open_ledger()?;
                     if let Some(tally) = outcome {
                         pass.stopped |= *stop.borrow();
                         pass.sent.push((id, tally));
@@ -142,36 +164,37 @@ impl Scheduler {
     /// Checks the issue again, fresh from disk, and sends it. `None` if it was not sent.
     async fn send(
         &self,
-        id: &str,
+        id: &IssueId,
         due: DateTime<Tz>,
         late: Option<chrono::Duration>,
         stop: &watch::Receiver<bool>,
     ) -> anyhow::Result<Option<Tally>> {
         let now = self.clock.now();
         let due_utc = due.with_timezone(&Utc);
-        if IssueLock::is_held(&self.workspace.state_dir(), id) {
+        if IssueLock::is_held(&self.state, id) {
             info!(issue = %id, "a send of this issue is already running; looking again later");
             return Ok(None);
         }
-        let edition = match Edition::load(&self.workspace, id) {
-            Ok((edition, _warnings)) => edition,
+        let edition = match Edition::load(&self.workspace, id.as_str()) {
+            Ok(valid) => valid.value,
             Err(problem) => {
                 let detail = problem.first_problem();
                 error!(issue = %id, %detail, "the issue does not pass check: not sent");
-                self.workspace.open_ledger()?.record_event(
+                self.state.open_ledger()?.record_event(
                     id,
                     due_utc,
-                    "invalid",
+                    EventKind::Invalid,
                     Some(&detail),
                     now,
                 )?;
                 return Ok(None);
             }
         };
-        if edition.issue.status != IssueStatus::Ready {
+        if edition.issue.status != Readiness::Ready {
             return Ok(None);
         }
-        let prepared = PreparedSend::prepare(&self.workspace, &edition, false, now)?;
+        let secret = self.state.secret(self.secret.as_ref())?;
+        let prepared = PreparedSend::prepare(&self.state, &edition, secret, false, now)?;
         if prepared.uncertain > 0 {
             warn!(
                 issue = %id,
@@ -190,18 +213,18 @@ impl Scheduler {
                 None
             }
         };
-        let mut ledger = self.workspace.open_ledger()?;
-        ledger.record_event(id, due_utc, "started", started.as_deref(), now)?;
+        let mut ledger = self.state.open_ledger()?;
+        ledger.record_event(id, due_utc, EventKind::Started, started.as_deref(), now)?;
         drop(ledger);
 
         let transport = Arc::new(Transport::open(
             &self.destination,
-            &self.workspace,
+            &self.state,
             &edition.newsletter.delivery,
-            id,
+            id.as_str(),
         )?);
         let progress = LogProgress::new(id);
-        let (report, mut ledger) = prepared
+        let (summary, mut ledger) = prepared
             .run(
                 &edition,
                 transport.clone(),
@@ -211,12 +234,12 @@ impl Scheduler {
             )
             .await?;
         transport.shutdown().await;
-        let tally = report.tally;
+        let tally = summary.tally;
         let detail = format!(
             "sent {}, failed {}, deferred {}",
             tally.sent, tally.failed, tally.deferred
         );
-        match &report.stopped {
+        match &summary.stopped {
             None => {
                 info!(issue = %id, sent = tally.sent, failed = tally.failed, deferred = tally.deferred, "send finished")
             }
@@ -228,38 +251,40 @@ impl Scheduler {
             }
             Some(Stop::Fatal(reason)) => error!(issue = %id, %reason, "send stopped"),
         }
-        ledger.record_event(id, due_utc, "finished", Some(&detail), self.clock.now())?;
+        ledger.record_event(
+            id,
+            due_utc,
+            EventKind::Finished,
+            Some(&detail),
+            self.clock.now(),
+        )?;
         Ok(Some(tally))
     }
 }
 
-fn history(ledger: &Ledger, id: &str, due: DateTime<Utc>) -> History {
-    let counts = ledger.counts(id).unwrap_or_default();
-    History {
+/// What the ledger knows of an issue's slot, for the plan. A ledger that cannot be read
+/// stops the pass: planning without it could send an issue twice.
+fn history(ledger: &Ledger, id: &IssueId, due: DateTime<Utc>) -> crate::ledger::Result<History> {
+    let counts = ledger.counts(id)?;
+    Ok(History {
         started: counts.total() > 0,
         pending: counts.pending,
         deferred: counts.deferred,
-        last_activity: ledger.last_activity(id).ok().flatten(),
-        recorded: ledger
-            .events(Some(id), 1000)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|event| event.due == due)
-            .map(|event| event.event)
-            .collect(),
-    }
+        last_activity: ledger.last_activity(id)?,
+        recorded: ledger.events_for_slot(id, due)?,
+    })
 }
 
 /// Progress as a log line every 30 seconds, for the journal.
 struct LogProgress {
-    issue: String,
+    issue: IssueId,
     last: std::sync::Mutex<std::time::Instant>,
 }
 
 impl LogProgress {
-    fn new(issue: &str) -> LogProgress {
+    fn new(issue: &IssueId) -> LogProgress {
         LogProgress {
-            issue: issue.to_string(),
+            issue: issue.clone(),
             last: std::sync::Mutex::new(std::time::Instant::now()),
         }
     }

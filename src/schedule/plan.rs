@@ -6,7 +6,8 @@
 use chrono::{DateTime, Datelike, Duration, Utc};
 use chrono_tz::Tz;
 
-use crate::model::issue::{Issue, IssueStatus};
+use crate::ledger::EventKind;
+use crate::model::issue::{Issue, IssueId, Readiness};
 use crate::model::newsletter::WeeklySlot;
 
 /// A deferred recipient is tried again this long after the issue's last delivery activity.
@@ -19,8 +20,8 @@ pub const LONGEST_SLEEP: Duration = Duration::minutes(10);
 /// An issue file as the scheduler sees it.
 #[derive(Debug, Clone)]
 pub struct IssueEntry {
-    /// The file stem.
-    pub id: String,
+    /// From the file's name.
+    pub id: IssueId,
     pub file: String,
     /// `None` when the file does not pass `check` right now.
     pub issue: Option<Issue>,
@@ -37,6 +38,7 @@ pub fn due(slot: &WeeklySlot, entry: &IssueEntry) -> Option<DateTime<Tz>> {
         },
         None => entry
             .id
+            .as_str()
             .get(..10)
             .and_then(|prefix| chrono::NaiveDate::parse_from_str(prefix, "%Y-%m-%d").ok())
             .filter(|date| date.weekday() == slot.day)
@@ -55,27 +57,30 @@ pub struct History {
     pub deferred: u64,
     pub last_activity: Option<DateTime<Utc>>,
     /// Events already recorded for this issue's due instant.
-    pub recorded: Vec<String>,
+    pub recorded: Vec<EventKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send (or resume) the issue; `late` when the daemon is past its slot.
     Send {
-        id: String,
+        id: IssueId,
         due: DateTime<Tz>,
         late: Option<Duration>,
     },
     /// The slot passed beyond its grace without the issue going out.
     Missed {
-        id: String,
+        id: IssueId,
         due: DateTime<Tz>,
         detail: String,
     },
     /// The issue was still a draft at its slot.
-    Draft { id: String, due: DateTime<Tz> },
+    Draft { id: IssueId, due: DateTime<Tz> },
     /// Two or more ready issues claim one slot: none is sent.
-    Conflict { ids: Vec<String>, due: DateTime<Tz> },
+    Conflict {
+        ids: Vec<IssueId>,
+        due: DateTime<Tz>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +98,7 @@ pub fn plan(
     now: DateTime<Utc>,
     slot: &WeeklySlot,
     entries: &[IssueEntry],
-    history: impl Fn(&str, DateTime<Utc>) -> History,
+    history: impl Fn(&IssueId, DateTime<Utc>) -> History,
 ) -> Plan {
     let mut actions = Vec::new();
     let mut next_wake: Option<DateTime<Utc>> = None;
@@ -113,10 +118,10 @@ pub fn plan(
             continue;
         }
         let history = history(&entry.id, due_utc);
-        let recorded = |event: &str| history.recorded.iter().any(|known| known == event);
+        let recorded = |event: EventKind| history.recorded.contains(&event);
         let status = entry.issue.as_ref().map(|issue| issue.status);
-        if status == Some(IssueStatus::Draft) {
-            if !recorded("draft") && !history.started {
+        if status == Some(Readiness::Draft) {
+            if !recorded(EventKind::Draft) && !history.started {
                 actions.push(Action::Draft {
                     id: entry.id.clone(),
                     due: *due,
@@ -124,20 +129,20 @@ pub fn plan(
             }
             continue;
         }
-        let rivals: Vec<String> = due_entries
+        let rivals: Vec<IssueId> = due_entries
             .iter()
             .enumerate()
             .filter(|(other, (other_due, other_entry))| {
                 *other != index
                     && other_due == due
                     && other_entry.issue.as_ref().map(|issue| issue.status)
-                        != Some(IssueStatus::Draft)
+                        != Some(Readiness::Draft)
             })
             .map(|(_, (_, other_entry))| other_entry.id.clone())
             .collect();
         let within_grace = now <= due_utc + slot.grace;
         if !rivals.is_empty() {
-            if within_grace && !history.started && !recorded("conflict") {
+            if within_grace && !history.started && !recorded(EventKind::Conflict) {
                 let mut ids = vec![entry.id.clone()];
                 ids.extend(rivals);
                 ids.sort();
@@ -169,7 +174,7 @@ pub fn plan(
                 Some(time) if time <= due_utc + slot.grace => wake_at(time),
                 _ => {}
             }
-        } else if !recorded("missed")
+        } else if !recorded(EventKind::Missed)
             && (!history.started || history.pending + history.deferred > 0)
         {
             let detail = if history.started {
@@ -262,7 +267,7 @@ pub fn drafts_due_soon<'a>(
             entry
                 .issue
                 .as_ref()
-                .is_some_and(|issue| issue.status == IssueStatus::Draft)
+                .is_some_and(|issue| issue.status == Readiness::Draft)
         })
         .filter_map(|entry| due(slot, entry).map(|due| (entry, due)))
         .filter(|(_, due)| {
@@ -282,7 +287,7 @@ pub fn conflicts<'a>(
         let ready = entry
             .issue
             .as_ref()
-            .is_some_and(|issue| issue.status == IssueStatus::Ready);
+            .is_some_and(|issue| issue.status == Readiness::Ready);
         let Some(due) = due(slot, entry).filter(|_| ready) else {
             continue;
         };
@@ -300,7 +305,7 @@ mod tests {
     use super::*;
     use crate::decode::Decoder;
     use crate::model::issue::{self, IssueId};
-    use crate::schedule::test_support::{slot, utc};
+    use crate::model::slot::test_support::{slot, utc};
     use chrono::Weekday;
 
     fn monday_nine(timezone: Tz) -> WeeklySlot {
@@ -319,13 +324,13 @@ mod tests {
         let mut decoder = Decoder::new("x");
         let issue = issue::decode(&mut decoder, &root, IssueId::parse(id).unwrap()).unwrap();
         IssueEntry {
-            id: id.to_string(),
+            id: IssueId::parse(id).unwrap(),
             file: format!("issues/{id}.yaml"),
             issue: Some(issue),
         }
     }
 
-    fn fresh(_: &str, _: DateTime<Utc>) -> History {
+    fn fresh(_: &IssueId, _: DateTime<Utc>) -> History {
         History::default()
     }
 
@@ -415,8 +420,8 @@ mod tests {
         // Still a draft when the slot comes: noted once, never sent.
         let at = plan(utc("2026-11-30T08:00:00Z"), &slot, &draft, fresh);
         assert!(matches!(&at.actions[..], [Action::Draft { .. }]));
-        let noted = |_: &str, _| History {
-            recorded: vec!["draft".into()],
+        let noted = |_: &IssueId, _| History {
+            recorded: vec![EventKind::Draft],
             ..History::default()
         };
         assert!(
@@ -447,8 +452,8 @@ mod tests {
             matches!(&missed.actions[..], [Action::Missed { .. }]),
             "{missed:?}"
         );
-        let noted = |_: &str, _| History {
-            recorded: vec!["missed".into()],
+        let noted = |_: &IssueId, _| History {
+            recorded: vec![EventKind::Missed],
             ..History::default()
         };
         assert!(
@@ -457,7 +462,7 @@ mod tests {
                 .is_empty()
         );
         // Sent by hand before the scheduler came back: nothing to do, nothing missed.
-        let sent = |_: &str, _| History {
+        let sent = |_: &IssueId, _| History {
             started: true,
             ..History::default()
         };
@@ -473,7 +478,7 @@ mod tests {
         let slot = monday_nine(chrono_tz::Europe::Berlin);
         let entries = [entry("2026-11-30", "ready", None)];
         let now = utc("2026-11-30T08:20:00Z");
-        let interrupted = |_: &str, _| History {
+        let interrupted = |_: &IssueId, _| History {
             started: true,
             pending: 40,
             last_activity: Some(now),
@@ -483,7 +488,7 @@ mod tests {
             &plan(now, &slot, &entries, interrupted).actions[..],
             [Action::Send { .. }]
         ));
-        let deferred = |_: &str, _| History {
+        let deferred = |_: &IssueId, _| History {
             started: true,
             deferred: 2,
             last_activity: Some(now),

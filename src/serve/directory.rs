@@ -7,14 +7,15 @@ use std::collections::HashMap;
 
 use subtle::ConstantTimeEq;
 
+use crate::model::address::AddressKey;
 use crate::model::subscriber::Subscriber;
 use crate::secret::Secret;
 
 /// Someone a valid token names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
-    /// The address compared without case, as the ledger keys it.
-    pub key: String,
+    /// The address as the ledger keys it.
+    pub key: AddressKey,
     /// Whether the list has them as an active subscriber (the ledger may still suppress
     /// them).
     pub on_list: bool,
@@ -39,10 +40,10 @@ impl Directory {
         secret: &Secret,
         list_id: &str,
         subscribers: &[Subscriber],
-        known_addresses: impl IntoIterator<Item = String>,
+        known_addresses: impl IntoIterator<Item = AddressKey>,
     ) -> Directory {
         let mut by_token = HashMap::with_capacity(subscribers.len());
-        let mut add = |key: String, on_list: bool| {
+        let mut add = |key: AddressKey, on_list: bool| {
             let token = secret.unsubscribe_token(list_id, &key);
             by_token.entry(token.clone()).or_insert(Entry {
                 token,
@@ -114,32 +115,33 @@ mod tests {
             &secret,
             "weekly.example.com",
             &list,
-            ["gone@example.net".to_string()],
+            [AddressKey::of("gone@example.net").unwrap()],
         );
         assert_eq!(directory.len(), 3);
-        let ada = secret.unsubscribe_token("weekly.example.com", "ada@example.com");
+        let key = |address| AddressKey::of(address).unwrap();
+        let ada = secret.unsubscribe_token("weekly.example.com", &key("ada@example.com"));
         assert_eq!(
             directory.find(&ada),
             Some(&Holder {
-                key: "ada@example.com".into(),
+                key: key("ada@example.com"),
                 on_list: true
             })
         );
-        let gone = secret.unsubscribe_token("weekly.example.com", "gone@example.net");
+        let gone = secret.unsubscribe_token("weekly.example.com", &key("gone@example.net"));
         assert_eq!(
             directory.find(&gone).map(|holder| holder.on_list),
             Some(false)
         );
-        let bob = secret.unsubscribe_token("weekly.example.com", "bob@example.org");
+        let bob = secret.unsubscribe_token("weekly.example.com", &key("bob@example.org"));
         assert_eq!(
             directory.find(&bob).map(|holder| holder.on_list),
             Some(false)
         );
 
-        let other_list = secret.unsubscribe_token("other.example.com", "ada@example.com");
+        let other_list = secret.unsubscribe_token("other.example.com", &key("ada@example.com"));
         let other_secret = Secret::from_passphrase(&"t".repeat(32))
             .unwrap()
-            .unsubscribe_token("weekly.example.com", "ada@example.com");
+            .unsubscribe_token("weekly.example.com", &key("ada@example.com"));
         for bad in [
             other_list.as_str(),
             other_secret.as_str(),

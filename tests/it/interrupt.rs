@@ -2,13 +2,11 @@
 //! each, every subscriber has the issue exactly once, except those reported uncertain, and
 //! nobody is left out.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestWorkspace, numbered_subscribers};
+use crate::support::{TestWorkspace, numbered_subscribers};
 use letterpress::ledger::State;
 use letterpress_testkit::{Behaviour, SmtpServer};
 
@@ -99,7 +97,10 @@ fn sigterm_finishes_what_is_in_flight_and_a_rerun_sends_the_rest_exactly_once() 
     assert!(stdout.contains("Stopped before the end. Run `letterpress send 2021-08-23` again to send to the rest: nobody gets it twice."), "{stdout}");
 
     let arrived = server.message_count();
-    let counts = workspace.ledger().counts(ISSUE).unwrap();
+    let counts = workspace
+        .ledger()
+        .counts(&crate::support::issue(ISSUE))
+        .unwrap();
     assert_eq!(
         counts.sent as usize, arrived,
         "every message that arrived is recorded as sent"
@@ -133,10 +134,10 @@ fn a_killed_send_resumes_without_sending_anyone_twice_or_leaving_anyone_out() {
 
     let uncertain: Vec<String> = workspace
         .ledger()
-        .rows_in(ISSUE, State::Sending)
+        .rows_in(&crate::support::issue(ISSUE), State::Sending)
         .unwrap()
         .into_iter()
-        .map(|row| row.email)
+        .map(|row| row.email.to_string())
         .collect();
     let status = workspace.run(&["status", ISSUE, "--json"]);
     let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();

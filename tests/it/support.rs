@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: a fresh workspace in a temp dir per test, and the
 //! real binary run in it with the tool's own environment removed.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -310,4 +309,14 @@ pub fn get(url: &str) -> Reply {
 /// What a mail app's unsubscribe button sends (RFC 8058).
 pub fn one_click(url: &str) -> Reply {
     http("POST", url, Some("List-Unsubscribe=One-Click"))
+}
+
+/// An issue id, as the ledger's methods take it.
+pub fn issue(id: &str) -> letterpress::model::issue::IssueId {
+    letterpress::model::issue::IssueId::parse(id).unwrap()
+}
+
+/// An address as the ledger keys it.
+pub fn key(address: &str) -> letterpress::model::address::AddressKey {
+    letterpress::model::address::AddressKey::of(address).unwrap()
 }

@@ -2,19 +2,19 @@
 //! middle of a send, two schedulers at once, an issue broken at its slot, and the real binary
 //! sending a slot a few seconds away.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{TestWorkspace, numbered_subscribers};
 use chrono::{DateTime, Timelike, Utc};
-use common::{TestWorkspace, numbered_subscribers};
 use letterpress::clock::{Clock, FixedClock};
+use letterpress::delivery::smtp::TlsSettings;
 use letterpress::delivery::smtp_url::SmtpUrl;
 use letterpress::delivery::transport::Destination;
 use letterpress::schedule::daemon::Scheduler;
+use letterpress::state::StateDir;
 use letterpress::workspace::Workspace;
 use letterpress_testkit::{Behaviour, SmtpServer};
 use tokio::sync::watch;
@@ -41,8 +41,13 @@ fn workspace(subscribers: usize, delivery: &str) -> TestWorkspace {
 fn scheduler(workspace: &TestWorkspace, clock: &Arc<FixedClock>, server: &SmtpServer) -> Scheduler {
     Scheduler::start(
         Workspace::new(workspace.root()),
+        StateDir::of(workspace.root()),
         clock.clone(),
-        Destination::Relay(SmtpUrl::parse(&server.url()).unwrap()),
+        Destination::Relay(
+            SmtpUrl::parse(&server.url()).unwrap(),
+            TlsSettings::load(None).unwrap(),
+        ),
+        None,
     )
     .unwrap_or_else(|error| panic!("{error}"))
 }
@@ -102,9 +107,12 @@ async fn three_weeks_of_slots_pass_in_milliseconds_and_only_ready_issues_go_out(
         None,
         "a draft is never sent"
     );
-    let events = workspace.ledger().events(Some("2026-12-07"), 10).unwrap();
+    let events = workspace
+        .ledger()
+        .events(Some(&crate::support::issue("2026-12-07")), 10)
+        .unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].event, "draft");
+    assert_eq!(events[0].kind.as_str(), "draft");
 
     // Another pass at the same time finds nothing left to do.
     scheduler.pass(&stop).await.unwrap();
@@ -148,7 +156,10 @@ async fn a_scheduler_restarted_in_the_middle_of_a_send_resumes_it_and_sends_nobo
         per_recipient.values().all(|&count| count == 1),
         "nobody twice"
     );
-    let counts = workspace.ledger().counts("2026-11-30").unwrap();
+    let counts = workspace
+        .ledger()
+        .counts(&crate::support::issue("2026-11-30"))
+        .unwrap();
     assert_eq!((counts.sent, counts.sending, counts.pending), (200, 0, 0));
 }
 
@@ -160,8 +171,10 @@ async fn only_one_scheduler_runs_in_a_workspace() {
     let _first = scheduler(&workspace, &clock, &server);
     let second = Scheduler::start(
         Workspace::new(workspace.root()),
+        StateDir::of(workspace.root()),
         clock.clone(),
         Destination::Outbox,
+        None,
     );
     assert_eq!(
         second.err().unwrap().to_string(),
@@ -191,8 +204,11 @@ async fn an_issue_broken_at_its_slot_is_not_sent_until_fixed_within_the_grace() 
     clock.set(utc("2026-11-30T14:00:00Z"));
     scheduler.pass(&stop).await.unwrap();
     assert_eq!(server.message_count(), 0);
-    let events = workspace.ledger().events(Some("2026-11-30"), 10).unwrap();
-    assert_eq!(events[0].event, "invalid");
+    let events = workspace
+        .ledger()
+        .events(Some(&crate::support::issue("2026-11-30")), 10)
+        .unwrap();
+    assert_eq!(events[0].kind.as_str(), "invalid");
     assert_eq!(
         events[0].detail.as_deref(),
         Some(
@@ -209,8 +225,11 @@ async fn an_issue_broken_at_its_slot_is_not_sent_until_fixed_within_the_grace() 
     clock.set(utc("2026-11-30T16:00:00Z"));
     scheduler.pass(&stop).await.unwrap();
     assert_eq!(server.message_count(), 2);
-    let events = workspace.ledger().events(Some("2026-11-30"), 10).unwrap();
-    assert_eq!(events[1].event, "started");
+    let events = workspace
+        .ledger()
+        .events(Some(&crate::support::issue("2026-11-30")), 10)
+        .unwrap();
+    assert_eq!(events[1].kind.as_str(), "started");
     assert_eq!(events[1].detail.as_deref(), Some("late by 2h"));
 }
 

@@ -1,11 +1,10 @@
 //! `letterpress send`, `test` and `status` end to end: the real binary, a real SMTP server on
 //! loopback (testkit), and the real SQLite ledger.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestWorkspace, numbered_subscribers};
+use crate::support::{TestWorkspace, key, numbered_subscribers};
+use letterpress::ledger::Source;
 use letterpress::ledger::State;
 use letterpress_testkit::{Behaviour, RefusingPort, Reply, SmtpServer, Stage};
 use mail_parser::MessageParser;
@@ -18,7 +17,11 @@ const THREE: &str = "- email: ada@example.com\n  name: Ada Okafor\n- email: li@e
 
 /// The ledger's row for one recipient of the issue, which must exist.
 fn row(workspace: &TestWorkspace, address: &str) -> letterpress::ledger::Row {
-    workspace.ledger().row(ISSUE, address).unwrap().unwrap()
+    workspace
+        .ledger()
+        .row(&crate::support::issue(ISSUE), &crate::support::key(address))
+        .unwrap()
+        .unwrap()
 }
 
 fn recipients_of(server: &SmtpServer) -> Vec<String> {
@@ -98,10 +101,24 @@ fn each_active_subscriber_gets_one_personalised_message_and_a_rerun_sends_nothin
     );
 
     let ledger = workspace.ledger();
-    let ada = ledger.row(ISSUE, "ada@example.com").unwrap().unwrap();
+    let ada = ledger
+        .row(
+            &crate::support::issue(ISSUE),
+            &crate::support::key("ada@example.com"),
+        )
+        .unwrap()
+        .unwrap();
     assert_eq!((ada.state, ada.attempts), (State::Sent, 1));
     assert!(ada.last_reply.unwrap().starts_with("250 "));
-    assert!(ledger.row(ISSUE, "jonas@example.org").unwrap().is_none());
+    assert!(
+        ledger
+            .row(
+                &crate::support::issue(ISSUE),
+                &crate::support::key("jonas@example.org")
+            )
+            .unwrap()
+            .is_none()
+    );
 
     // Again: nobody gets it twice.
     let run = workspace.send(&server.url(), &[ISSUE, "--yes"]);
@@ -210,7 +227,14 @@ fn dropped_and_stalled_connections_and_a_421_are_survived() {
             "{address} missing: {recipients:?}"
         );
     }
-    assert_eq!(workspace.ledger().counts(ISSUE).unwrap().sent, 3);
+    assert_eq!(
+        workspace
+            .ledger()
+            .counts(&crate::support::issue(ISSUE))
+            .unwrap()
+            .sent,
+        3
+    );
     assert!(row(&workspace, "li@example.org").attempts >= 2);
 }
 
@@ -228,7 +252,10 @@ fn an_unreachable_relay_stops_the_run_and_loses_nobody() {
         "{}",
         run.stderr
     );
-    let counts = workspace.ledger().counts(ISSUE).unwrap();
+    let counts = workspace
+        .ledger()
+        .counts(&crate::support::issue(ISSUE))
+        .unwrap();
     assert_eq!(
         counts.sent + counts.failed + counts.sending,
         0,
@@ -268,7 +295,10 @@ fn a_wrong_password_stops_the_run_without_failing_anyone() {
         "{}",
         run.stdout
     );
-    let counts = workspace.ledger().counts(ISSUE).unwrap();
+    let counts = workspace
+        .ledger()
+        .counts(&crate::support::issue(ISSUE))
+        .unwrap();
     assert_eq!(
         (counts.failed, counts.sent, counts.sending),
         (0, 0, 0),
@@ -304,8 +334,8 @@ fn unsubscribed_and_suppressed_subscribers_never_get_mail() {
         let mut ledger = workspace.ledger();
         ledger
             .suppress(
-                "reader@example.com",
-                "test",
+                &key("reader@example.com"),
+                &Source::Manual,
                 Some("asked by mail"),
                 chrono::Utc::now(),
             )
@@ -331,7 +361,7 @@ fn a_draft_is_never_sent_but_can_be_tested() {
         "error: issues/2021-08-23.yaml is a draft; set `status: ready` in it when it may go out (`letterpress test` sends a draft to yourself)\n"
     );
 
-    let run = common::Run::from(
+    let run = crate::support::Run::from(
         workspace
             .sender(&server.url())
             .args(["test", ISSUE, "--to", "me@example.com"])
@@ -347,15 +377,23 @@ fn a_draft_is_never_sent_but_can_be_tested() {
         Some("[TEST] Global AI Weekly #1: Foundation models, Codex API and Tesla's Dojo")
     );
     let ledger = workspace.ledger();
-    assert_eq!(ledger.test_send_count(ISSUE).unwrap(), 1);
     assert_eq!(
-        ledger.counts(ISSUE).unwrap().total(),
+        ledger
+            .test_send_count(&crate::support::issue(ISSUE))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        ledger
+            .counts(&crate::support::issue(ISSUE))
+            .unwrap()
+            .total(),
         0,
         "a test is never a delivery"
     );
 
     // Without --to, the newsletter's test recipients.
-    let run = common::Run::from(
+    let run = crate::support::Run::from(
         workspace
             .sender(&server.url())
             .args(["test", ISSUE])
@@ -453,7 +491,14 @@ fn send_without_yes_asks_and_refuses_without_a_terminal() {
         run.stderr,
         "error: refusing to send without confirmation: stdin is not a terminal; pass --yes to send\n"
     );
-    assert_eq!(workspace.ledger().counts(ISSUE).unwrap().sent, 0);
+    assert_eq!(
+        workspace
+            .ledger()
+            .counts(&crate::support::issue(ISSUE))
+            .unwrap()
+            .sent,
+        0
+    );
 }
 
 #[test]
@@ -461,7 +506,7 @@ fn status_without_an_issue_shows_the_next_slots_and_what_went_out() {
     let workspace = TestWorkspace::for_delivery(THREE, FAST);
     workspace.write(
         "issues/2021-08-30.yaml",
-        &common::SMALL_ISSUE.replace("status: ready", "status: draft"),
+        &crate::support::SMALL_ISSUE.replace("status: ready", "status: draft"),
     );
     workspace.run(&["send", ISSUE, "--yes"]);
     let run = workspace.run(&["status"]);
@@ -484,10 +529,17 @@ fn status_counts_the_suppressed_addresses_by_why() {
         let mut ledger = workspace.ledger();
         let now = chrono::Utc::now();
         for address in ["a@example.com", "b@example.com"] {
-            ledger.suppress(address, "one-click", None, now).unwrap();
+            ledger
+                .suppress(&key(address), &Source::OneClick, None, now)
+                .unwrap();
         }
         ledger
-            .suppress("c@example.com", "editor", Some("asked by phone"), now)
+            .suppress(
+                &key("c@example.com"),
+                &Source::Other("editor".into()),
+                Some("asked by phone"),
+                now,
+            )
             .unwrap();
     }
     let run = workspace.run(&["status"]);

@@ -1,15 +1,13 @@
 //! `letterpress render` end to end: the files it writes, the message they make, and what
 //! hostile input turns into.
 
-mod common;
-
-use common::{SMALL_ISSUE, TestWorkspace};
+use crate::support::{SMALL_ISSUE, TestWorkspace};
 use mail_parser::MessageParser;
 
 const SECRET: &str = "a test secret that is long enough to be accepted";
 
-fn render(workspace: &TestWorkspace, issue: &str) -> common::Run {
-    let run = common::Run::from(
+fn render(workspace: &TestWorkspace, issue: &str) -> crate::support::Run {
+    let run = crate::support::Run::from(
         workspace
             .command()
             .env("LETTERPRESS_SECRET", SECRET)

@@ -2,13 +2,11 @@
 //! `chromium`) at a phone's and a desktop's width: no console errors (Content-Security-Policy
 //! violations included), and screenshots left in `target/screenshots/` to look at.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{SECRET, ServeProcess, TestWorkspace, one_click};
+use crate::support::{SECRET, ServeProcess, TestWorkspace, one_click};
 use letterpress::secret::Secret;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -122,7 +120,7 @@ fn the_web_version_archive_and_unsubscribe_pages_render_cleanly_on_phone_and_des
     let link = |address: &str| {
         server.url(&format!(
             "/unsubscribe/{}",
-            secret.unsubscribe_token(LIST_ID, address)
+            secret.unsubscribe_token(LIST_ID, &crate::support::key(address))
         ))
     };
     // One subscriber has already left, to show the page that offers to undo it.

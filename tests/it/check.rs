@@ -1,8 +1,7 @@
 //! `letterpress check` end to end: what an editor sees for good and broken files.
 
-mod common;
-
-use common::{SMALL_ISSUE, TestWorkspace};
+use crate::support::{SMALL_ISSUE, TestWorkspace, key};
+use letterpress::ledger::Source;
 
 #[test]
 fn the_example_workspace_passes_with_a_line_per_file() {
@@ -276,14 +275,14 @@ fn subscribers_on_the_ledgers_suppression_list_are_counted_in_the_list_row() {
                 .unwrap();
         let now = chrono::Utc::now();
         ledger
-            .suppress("ada.okafor@example.com", "one-click", None, now)
+            .suppress(&key("ada.okafor@example.com"), &Source::OneClick, None, now)
             .unwrap();
         ledger
-            .suppress("reader42@example.com", "editor", None, now)
+            .suppress(&key("reader42@example.com"), &Source::Manual, None, now)
             .unwrap();
         // Not on the list: not counted in its row.
         ledger
-            .suppress("gone@example.net", "one-click", None, now)
+            .suppress(&key("gone@example.net"), &Source::OneClick, None, now)
             .unwrap();
     }
     let run = workspace.run(&["check"]);

@@ -1,17 +1,15 @@
 //! `letterpress serve` end to end: the real binary on a random loopback port, real HTTP, the
 //! real ledger, and sends through testkit's SMTP server around it.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::support::{
     SECRET, SMALL_ISSUE, ServeProcess, TestWorkspace, get, http, numbered_subscribers, one_click,
 };
-use letterpress::ledger::ONE_CLICK_SOURCE;
+use letterpress::ledger::Source;
 use letterpress::secret::Secret;
 use letterpress_testkit::{Behaviour, SmtpServer};
 use mail_parser::MessageParser;
@@ -30,7 +28,7 @@ const POLICY: &str = "default-src 'none'; style-src 'self'; img-src https: http:
 fn token(address: &str) -> String {
     Secret::from_passphrase(SECRET)
         .unwrap()
-        .unsubscribe_token(LIST_ID, address)
+        .unsubscribe_token(LIST_ID, &crate::support::key(address))
 }
 
 fn unsubscribe_path(address: &str) -> String {
@@ -91,15 +89,18 @@ fn one_click_unsubscribe_from_the_header_stops_the_next_issue() {
     assert_eq!((again.status, &again.body), (200, &reply.body));
 
     let ledger = workspace.ledger();
-    let suppression = ledger.suppression("ada@example.com").unwrap().unwrap();
-    assert_eq!(suppression.source, ONE_CLICK_SOURCE);
+    let suppression = ledger
+        .suppression(&crate::support::key("ada@example.com"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(suppression.source, Source::OneClick);
     assert_eq!(
         suppression.created_at.to_rfc3339(),
         "2021-08-16T12:00:00+00:00"
     );
     assert_eq!(
         ledger.suppression_counts().unwrap(),
-        [(ONE_CLICK_SOURCE.to_string(), 1)]
+        [(Source::OneClick, 1)]
     );
 
     let run = workspace.send(&smtp.url(), &[NEXT_ISSUE, "--yes"]);
@@ -166,7 +167,10 @@ fn a_get_shows_one_button_and_never_unsubscribes() {
         assert_eq!(reply.header("cache-control"), Some("no-store"));
     }
     assert_eq!(
-        workspace.ledger().suppression("ada@example.com").unwrap(),
+        workspace
+            .ledger()
+            .suppression(&crate::support::key("ada@example.com"))
+            .unwrap(),
         None
     );
 }
@@ -179,12 +183,13 @@ fn forged_truncated_other_newsletter_and_garbage_tokens_are_refused_alike() {
     let mut forged = valid.clone().into_bytes();
     forged[10] = if forged[10] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).unwrap();
-    let other_newsletter = Secret::from_passphrase(SECRET)
-        .unwrap()
-        .unsubscribe_token("other-weekly.news.example.org", "ada@example.com");
+    let other_newsletter = Secret::from_passphrase(SECRET).unwrap().unsubscribe_token(
+        "other-weekly.news.example.org",
+        &crate::support::key("ada@example.com"),
+    );
     let other_secret = Secret::from_passphrase("another secret that is long enough, too")
         .unwrap()
-        .unsubscribe_token(LIST_ID, "ada@example.com");
+        .unsubscribe_token(LIST_ID, &crate::support::key("ada@example.com"));
     let cases = [
         ("forged", forged),
         ("truncated", valid[..21].to_string()),
@@ -233,8 +238,8 @@ fn resubscribing_lifts_only_a_suppression_the_subscriber_caused() {
         let mut ledger = workspace.ledger();
         ledger
             .suppress(
-                "li@example.org",
-                "editor",
+                &crate::support::key("li@example.org"),
+                &Source::Manual,
                 Some("asked by phone"),
                 chrono::Utc::now(),
             )
@@ -248,7 +253,10 @@ fn resubscribing_lifts_only_a_suppression_the_subscriber_caused() {
     assert_eq!(back.status, 200);
     assert!(back.body.contains("<h1 class=\"lp-page-heading\">Welcome back</h1><p>a***@e***.com will get Global AI Weekly again.</p>"), "{}", back.body);
     assert_eq!(
-        workspace.ledger().suppression("ada@example.com").unwrap(),
+        workspace
+            .ledger()
+            .suppression(&crate::support::key("ada@example.com"))
+            .unwrap(),
         None
     );
 
@@ -267,10 +275,10 @@ fn resubscribing_lifts_only_a_suppression_the_subscriber_caused() {
     assert!(refused.body.contains("To be added back, write to <a href=\"mailto:editors@example.com\">editors@example.com</a>."), "{}", refused.body);
     let li = workspace
         .ledger()
-        .suppression("li@example.org")
+        .suppression(&crate::support::key("li@example.org"))
         .unwrap()
         .unwrap();
-    assert_eq!(li.source, "editor");
+    assert_eq!(li.source, Source::Manual);
 }
 
 #[test]
@@ -292,7 +300,7 @@ fn someone_removed_from_the_list_since_the_send_can_still_unsubscribe() {
     assert!(
         workspace
             .ledger()
-            .suppression("reader@example.com")
+            .suppression(&crate::support::key("reader@example.com"))
             .unwrap()
             .is_some()
     );
@@ -359,7 +367,10 @@ fn an_oversized_body_is_refused_before_it_is_read() {
         "{answer}"
     );
     assert_eq!(
-        workspace.ledger().suppression("ada@example.com").unwrap(),
+        workspace
+            .ledger()
+            .suppression(&crate::support::key("ada@example.com"))
+            .unwrap(),
         None
     );
 }
@@ -451,7 +462,10 @@ fn a_client_that_never_finishes_its_body_is_cut_off_within_seconds() {
         "cut off after {elapsed:?}"
     );
     assert_eq!(
-        workspace.ledger().suppression("ada@example.com").unwrap(),
+        workspace
+            .ledger()
+            .suppression(&crate::support::key("ada@example.com"))
+            .unwrap(),
         None
     );
 }
@@ -732,11 +746,17 @@ fn unsubscribes_during_a_send_are_recorded_and_stop_the_issue_in_progress_too() 
     );
     let ledger = workspace.ledger();
     for address in &leaving {
-        assert!(ledger.suppression(address).unwrap().is_some(), "{address}");
+        assert!(
+            ledger
+                .suppression(&crate::support::key(address))
+                .unwrap()
+                .is_some(),
+            "{address}"
+        );
     }
     // Nothing the send recorded was lost to the server's writes, and the send, which checks
     // the suppression list before each batch, did not reach those who had left.
-    let counts = ledger.counts(ISSUE).unwrap();
+    let counts = ledger.counts(&crate::support::issue(ISSUE)).unwrap();
     assert_eq!((counts.sent, counts.skipped), (1480, 20));
     assert_eq!(smtp.message_count(), 1480);
     let received: Vec<String> = smtp
@@ -751,7 +771,7 @@ fn unsubscribes_during_a_send_are_recorded_and_stop_the_issue_in_progress_too() 
         );
         assert_eq!(
             ledger
-                .row(ISSUE, address)
+                .row(&crate::support::issue(ISSUE), &crate::support::key(address))
                 .unwrap()
                 .unwrap()
                 .last_reply

@@ -1,8 +1,6 @@
 //! `letterpress new`: the next issue's skeleton, numbered and dated from the schedule.
 
-mod common;
-
-use common::TestWorkspace;
+use crate::support::TestWorkspace;
 
 #[test]
 fn new_starts_the_next_free_slot_numbered_after_the_latest_issue() {

@@ -1,0 +1,210 @@
+//! Getting a send ready: the issue locked, its recipients queued in the ledger, and who still
+//! needs it. `send` and the scheduler both go through here, so both send to nobody twice; a
+//! dry run works out the same recipients without touching anything.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use super::audience::audience;
+use super::engine::{Batch, Job, Options, Progress, SendLoop, Summary};
+use super::lock::IssueLock;
+use super::transport::Transport;
+use crate::clock::Clock;
+use crate::edition::Edition;
+use crate::ledger::{Ledger, State};
+use crate::message::{Kind, MessageTemplate, Recipient};
+use crate::model::address::AddressKey;
+use crate::model::subscriber::Subscriber;
+use crate::secret::Secret;
+use crate::state::StateDir;
+
+/// A send of one issue, ready to go: its lock held, its recipients queued in the ledger.
+pub struct PreparedSend {
+    _lock: IssueLock,
+    pub ledger: Ledger,
+    pub jobs: Vec<Job>,
+    /// Left in flight by an interrupted send and not being sent again.
+    pub uncertain: usize,
+    /// Uncertain ones put back in the queue because the caller asked.
+    pub requeued: usize,
+    template: Arc<MessageTemplate>,
+    secret: Arc<Secret>,
+}
+
+impl PreparedSend {
+    /// Locks the issue, brings the ledger in line with the audience, and collects who still
+    /// needs the issue.
+    pub fn prepare(
+        state: &StateDir,
+        edition: &Edition,
+        secret: Secret,
+        resend_uncertain: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<PreparedSend> {
+        let issue = &edition.issue.id;
+        let lock = IssueLock::acquire(state, issue)?;
+        let template = Arc::new(edition.message_template(Kind::Issue)?);
+        let mut ledger = state.open_ledger()?;
+        let suppressed = ledger.suppressed()?;
+        let wanted: Vec<(AddressKey, &Subscriber)> = audience(&edition.subscribers, &suppressed)
+            .map(|subscriber| (subscriber.email.key(), subscriber))
+            .collect();
+
+        let mut uncertain = ledger.rows_in(issue, State::Sending)?.len();
+        let mut requeued = 0;
+        if uncertain > 0 && resend_uncertain {
+            requeued = ledger.requeue_uncertain(issue, now)?;
+            uncertain = 0;
+        }
+        // In list order, so the ledger keeps the list's order for the first send.
+        ledger.enqueue(
+            issue,
+            wanted
+                .iter()
+                .map(|(key, subscriber)| (key, subscriber.email.as_str())),
+            now,
+        )?;
+        let by_key: HashMap<AddressKey, &Subscriber> = wanted.into_iter().collect();
+        let jobs = ledger
+            .sendable(issue)?
+            .into_iter()
+            .filter_map(|row| {
+                let subscriber = by_key.get(&row.email)?;
+                Some(Job::new(
+                    row.email,
+                    subscriber.email.clone(),
+                    subscriber
+                        .name
+                        .as_ref()
+                        .map(|name| name.as_str().to_string()),
+                    row.state,
+                ))
+            })
+            .collect();
+        Ok(PreparedSend {
+            _lock: lock,
+            ledger,
+            jobs,
+            uncertain,
+            requeued,
+            template,
+            secret: Arc::new(secret),
+        })
+    }
+
+    /// Sends to everyone queued. The ledger comes back with the summary, for the report.
+    pub async fn run(
+        self,
+        edition: &Edition,
+        transport: Arc<Transport>,
+        clock: Arc<dyn Clock>,
+        stop: watch::Receiver<bool>,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<(Summary, Ledger)> {
+        let PreparedSend {
+            _lock: lock,
+            ledger,
+            jobs,
+            template,
+            secret,
+            ..
+        } = self;
+        let delivery = &edition.newsletter.delivery;
+        let options = Options {
+            concurrency: delivery.concurrency as usize,
+            rate_per_second: delivery.rate_per_second,
+            max_attempts: delivery.max_attempts,
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+        };
+        let batch = Batch {
+            issue: edition.issue.id.clone(),
+            template,
+            secret,
+            sender: edition.newsletter.from.address.clone(),
+            jobs,
+        };
+        let ledger = Arc::new(Mutex::new(ledger));
+        let summary = SendLoop::new(batch, transport, ledger.clone(), options, clock)
+            .run(stop, progress)
+            .await;
+        drop(lock);
+        let ledger = Arc::try_unwrap(ledger)
+            .map_err(|_| anyhow::anyhow!("the ledger is still in use after the send"))?
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok((summary?, ledger))
+    }
+}
+
+/// What a send would do, measured by building every message and sending none.
+#[derive(Debug, Clone, Copy)]
+pub struct DryRun {
+    pub messages: u64,
+    pub bytes: u64,
+    pub largest: usize,
+    /// Already sent, failed or uncertain: a real send would skip them.
+    pub already_done: u64,
+    pub elapsed: Duration,
+}
+
+/// Builds the message of everyone a send would reach now, without locking, queueing or
+/// writing anything (`ledger` is `None` when there is none yet).
+pub fn dry_run(
+    edition: &Edition,
+    ledger: Option<&Ledger>,
+    secret: &Secret,
+    date: &str,
+) -> anyhow::Result<DryRun> {
+    let template = edition.message_template(Kind::Issue)?;
+    let issue = &edition.issue.id;
+    let (suppressed, done): (HashSet<AddressKey>, HashSet<AddressKey>) = match ledger {
+        Some(ledger) => {
+            let mut done = HashSet::new();
+            for state in [State::Sent, State::Failed, State::Sending] {
+                done.extend(
+                    ledger
+                        .rows_in(issue, state)?
+                        .into_iter()
+                        .map(|row| row.email),
+                );
+            }
+            (ledger.suppressed()?, done)
+        }
+        None => Default::default(),
+    };
+    let started = Instant::now();
+    let mut result = DryRun {
+        messages: 0,
+        bytes: 0,
+        largest: 0,
+        already_done: 0,
+        elapsed: Duration::ZERO,
+    };
+    let mut message = Vec::new();
+    for subscriber in audience(&edition.subscribers, &suppressed) {
+        if done.contains(&subscriber.email.key()) {
+            result.already_done += 1;
+            continue;
+        }
+        message.clear();
+        template.write(
+            Recipient {
+                email: &subscriber.email,
+                name: subscriber.name.as_ref().map(|name| name.as_str()),
+            },
+            secret,
+            date,
+            &mut message,
+        );
+        result.messages += 1;
+        result.bytes += message.len() as u64;
+        result.largest = result.largest.max(message.len());
+    }
+    result.elapsed = started.elapsed();
+    Ok(result)
+}

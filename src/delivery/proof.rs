@@ -1,0 +1,72 @@
+//! Proofs: the issue in the editor's own inbox, marked as a test (`letterpress test`).
+//!
+//! Proofs are logged in the ledger but never count as deliveries: the real send still goes to
+//! everyone, test recipients included if they are subscribers.
+
+use lettre::address::Envelope;
+
+use super::transport::{Attempt, Transport};
+use crate::clock::Clock;
+use crate::edition::Edition;
+use crate::ledger::{Ledger, ProofOutcome};
+use crate::message::{Kind, Recipient};
+use crate::model::address::EmailAddress;
+use crate::secret::Secret;
+
+/// How the proof to one address went.
+#[derive(Debug, Clone)]
+pub struct Proof {
+    pub recipient: EmailAddress,
+    pub outcome: ProofOutcome,
+    /// The relay's reply, or where the outbox put it.
+    pub reply: String,
+}
+
+/// Sends a proof to each address, one after the other, logging each in the ledger.
+pub async fn send_proofs(
+    edition: &Edition,
+    recipients: &[EmailAddress],
+    transport: &Transport,
+    ledger: &mut Ledger,
+    secret: &Secret,
+    clock: &dyn Clock,
+) -> anyhow::Result<Vec<Proof>> {
+    let template = edition.message_template(Kind::Test)?;
+    let sender = edition.newsletter.from.address.as_lettre().clone();
+    let mut proofs = Vec::with_capacity(recipients.len());
+    for recipient in recipients {
+        let mut message = Vec::new();
+        template.write(
+            Recipient {
+                email: recipient,
+                name: None,
+            },
+            secret,
+            &clock.now().to_rfc2822(),
+            &mut message,
+        );
+        let attempt = match Envelope::new(Some(sender.clone()), vec![recipient.as_lettre().clone()])
+        {
+            Ok(envelope) => transport.send(&envelope, &message).await,
+            Err(error) => Attempt::Permanent(error.to_string()),
+        };
+        let (outcome, reply) = match attempt {
+            Attempt::Delivered(reply) => (ProofOutcome::Sent, reply),
+            Attempt::Transient(reply) => (ProofOutcome::Deferred, reply),
+            Attempt::Permanent(reply) | Attempt::Fatal(reply) => (ProofOutcome::Failed, reply),
+        };
+        ledger.log_test_send(
+            &edition.issue.id,
+            &recipient.key(),
+            outcome,
+            Some(&reply),
+            clock.now(),
+        )?;
+        proofs.push(Proof {
+            recipient: recipient.clone(),
+            outcome,
+            reply,
+        });
+    }
+    Ok(proofs)
+}

@@ -1,0 +1,125 @@
+//! The delivery ledger: what was sent to whom, in SQLite. The single source of truth for
+//! resuming a send and for `status`.
+//!
+//! Schema (version 2; `PRAGMA user_version` holds the version, `schema::migrate` moves it
+//! forward):
+//!
+//! ```sql
+//! deliveries  (issue, email, address, position, state, attempts, last_reply, message_id,
+//!              created_at, updated_at, sent_at)      -- one row per issue and recipient
+//!   state: pending | sending | sent | deferred | failed | skipped
+//! suppressions (email, source, reason, created_at)   -- never mail these addresses
+//!   source: one-click (the subscriber's own unsubscribe link: they may lift it again)
+//!           | manual (set by the editor: only they lift it)
+//! test_sends  (id, issue, email, outcome, reply, sent_at)  -- test emails, never deliveries
+//!   outcome: sent | deferred | failed
+//! schedule_events (id, issue, due_at, event, detail, at)   -- what the scheduler did (v2)
+//!   event: started | finished | missed | draft | invalid | conflict
+//! ```
+//!
+//! `email` is the address compared without case (`AddressKey`); `address` is as written in
+//! the list. Times are RFC 3339 UTC. A row is `sending` from just before its message is
+//! handed to the relay until the relay's answer is recorded; a `sending` row found while no
+//! send of its issue is running is *uncertain*: its message may or may not have arrived.
+//!
+//! One file per table: `deliveries`, `suppressions`, `test_sends`, `events`; opening and
+//! migrating in `schema`.
+
+mod deliveries;
+mod events;
+mod schema;
+mod suppressions;
+mod test_sends;
+
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::Connection;
+
+pub use deliveries::{Counts, Outcome, Row, SentIssue, State};
+pub use events::{Event, EventKind};
+pub use suppressions::{Source, Suppression};
+pub use test_sends::ProofOutcome;
+
+pub const LEDGER_FILE: &str = "ledger.sqlite3";
+
+/// What can go wrong with the ledger, in the terms a caller branches on.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(
+        "the ledger has schema version {found}, newer than this letterpress knows ({known}); upgrade letterpress"
+    )]
+    TooNew { found: i64, known: i64 },
+    /// A value in the ledger that this version never writes: the file was edited or damaged.
+    #[error("the ledger holds {0}, which letterpress never writes; restore it from a backup")]
+    Corrupt(String),
+    /// A recipient was claimed who was not waiting to be sent: only a send holding the
+    /// issue's lock may claim, so this is a bug worth stopping for.
+    #[error(
+        "{email} of {issue} was not waiting to be sent when claimed; stopping rather than risk sending twice"
+    )]
+    ClaimConflict { issue: String, email: String },
+    #[error("the ledger database failed")]
+    Database(#[from] rusqlite::Error),
+}
+
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+pub struct Ledger {
+    connection: Connection,
+}
+
+impl Ledger {
+    /// Opens (creating and migrating as needed) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Ledger> {
+        schema::open(path).map(|connection| Ledger { connection })
+    }
+}
+
+fn timestamp(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_timestamp(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })
+}
+
+/// A text column that must be one of an enum's words; anything else is a damaged ledger.
+fn parse_word<T>(text: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T> {
+    parse(text).ok_or_else(|| LedgerError::Corrupt(format!("{what} `{text}`")))
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::model::address::AddressKey;
+    use crate::model::issue::IssueId;
+
+    pub fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2021-08-23T13:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    pub fn open() -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join(LEDGER_FILE)).unwrap();
+        (dir, ledger)
+    }
+
+    pub fn issue(id: &str) -> IssueId {
+        IssueId::parse(id).unwrap()
+    }
+
+    pub fn key(address: &str) -> AddressKey {
+        AddressKey::of(address).unwrap()
+    }
+}

@@ -1,0 +1,177 @@
+//! Opening the ledger and bringing its schema up to date.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{LedgerError, Result};
+
+pub(super) const SCHEMA_VERSION: i64 = 2;
+
+pub(super) fn open(path: &Path) -> Result<Connection> {
+    let mut connection = Connection::open(path)?;
+    // First, so that every step below waits for another process (a `serve` and a `run`
+    // starting together) instead of failing.
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL lets `status` and `serve` read while a send writes. FULL makes every commit
+    // durable against power loss, not just a crash: a recipient marked `sending` must
+    // still be marked after the machine comes back.
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut connection)?;
+    Ok(connection)
+}
+
+fn version(connection: &Connection) -> Result<i64> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(LedgerError::TooNew {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(version)
+}
+
+/// Creates what is missing. An up-to-date ledger is only read; otherwise the version is read
+/// again and the tables made in one write transaction (`BEGIN IMMEDIATE`): two processes
+/// opening a new ledger at once then take turns, and the second finds the first one's
+/// tables instead of creating them again.
+fn migrate(connection: &mut Connection) -> Result<()> {
+    if version(connection)? == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version = version(&transaction)?;
+    if version < 1 {
+        transaction.execute_batch(
+            "CREATE TABLE deliveries (
+                issue TEXT NOT NULL,
+                email TEXT NOT NULL,
+                address TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending','sending','sent','deferred','failed','skipped')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                last_reply TEXT,
+                message_id TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                sent_at TEXT,
+                PRIMARY KEY (issue, email)
+            ) WITHOUT ROWID;
+            CREATE INDEX deliveries_by_state ON deliveries (issue, state);
+            CREATE TABLE suppressions (
+                email TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                reason TEXT,
+                created_at TEXT NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE test_sends (
+                id INTEGER PRIMARY KEY,
+                issue TEXT NOT NULL,
+                email TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                reply TEXT,
+                sent_at TEXT NOT NULL
+            );",
+        )?;
+    }
+    if version < 2 {
+        transaction.execute_batch(
+            "CREATE TABLE schedule_events (
+                id INTEGER PRIMARY KEY,
+                issue TEXT NOT NULL,
+                due_at TEXT NOT NULL,
+                event TEXT NOT NULL,
+                detail TEXT,
+                at TEXT NOT NULL
+            );
+            CREATE INDEX schedule_events_by_issue ON schedule_events (issue, due_at);",
+        )?;
+    }
+    transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    transaction.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{issue, now};
+    use super::super::{EventKind, LEDGER_FILE, Ledger};
+    use super::*;
+
+    #[test]
+    fn a_version_1_ledger_is_migrated_forward_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE deliveries (issue TEXT NOT NULL, email TEXT NOT NULL, address TEXT NOT NULL,
+                        position INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                        last_reply TEXT, message_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                        sent_at TEXT, PRIMARY KEY (issue, email)) WITHOUT ROWID;
+                     CREATE TABLE suppressions (email TEXT PRIMARY KEY, source TEXT NOT NULL, reason TEXT,
+                        created_at TEXT NOT NULL) WITHOUT ROWID;
+                     CREATE TABLE test_sends (id INTEGER PRIMARY KEY, issue TEXT NOT NULL, email TEXT NOT NULL,
+                        outcome TEXT NOT NULL, reply TEXT, sent_at TEXT NOT NULL);
+                     INSERT INTO deliveries VALUES ('i', 'a@x', 'a@x', 0, 'sent', 1, '250 ok', NULL,
+                        '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z');
+                     PRAGMA user_version = 1;",
+                )
+                .unwrap();
+        }
+        let mut ledger = Ledger::open(&path).unwrap();
+        assert_eq!(ledger.counts(&issue("i")).unwrap().sent, 1);
+        ledger
+            .record_event(&issue("i"), now(), EventKind::Missed, None, now())
+            .unwrap();
+        assert_eq!(ledger.events(Some(&issue("i")), 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_ledger_from_a_newer_letterpress_is_refused_not_downgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99;")
+            .unwrap();
+        assert!(matches!(
+            Ledger::open(&path),
+            Err(LedgerError::TooNew {
+                found: 99,
+                known: SCHEMA_VERSION
+            })
+        ));
+    }
+
+    #[test]
+    fn reopening_keeps_everything_and_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        {
+            let mut ledger = Ledger::open(&path).unwrap();
+            ledger
+                .enqueue(
+                    &issue("i"),
+                    [(
+                        &super::super::test_support::key("a@x.example"),
+                        "a@x.example",
+                    )],
+                    now(),
+                )
+                .unwrap();
+        }
+        let ledger = Ledger::open(&path).unwrap();
+        assert_eq!(ledger.counts(&issue("i")).unwrap().pending, 1);
+        let version: i64 = ledger
+            .connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+}

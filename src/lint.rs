@@ -1,0 +1,119 @@
+//! Rules about issues that only show once an issue is rendered or placed in the schedule: a
+//! message Gmail would clip, a draft left in the past or about to miss its slot, two ready
+//! issues for one slot, a ready issue the scheduler will never send. `check` reports them,
+//! and the scheduler and the preview share the same list.
+
+use chrono::{DateTime, Utc};
+
+use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
+use crate::message::{Kind, MessageTemplate, Recipient};
+use crate::model::address::EmailAddress;
+use crate::model::issue::{Issue, Readiness};
+use crate::model::newsletter::Newsletter;
+use crate::render::{self, GMAIL_CLIP_BYTES, RenderError};
+use crate::schedule::plan::{self, IssueEntry};
+use crate::secret::Secret;
+use crate::theme::Theme;
+use crate::units::human_size;
+
+/// A reader with a long name and address, so the size measured is what real readers get.
+const SAMPLE_NAME: &str = "Maximiliana Example-Subscriber";
+const SAMPLE_ADDRESS: &str = "maximiliana.example-subscriber@example.com";
+
+/// The issue's own problems that only rendering shows, and the size of its HTML part as a
+/// reader gets it.
+pub fn lint_issue(
+    newsletter: &Newsletter,
+    theme: &Theme,
+    issue: &Issue,
+    file: &str,
+    now: DateTime<Utc>,
+) -> Result<(Diagnostics, usize), RenderError> {
+    let mut diagnostics = Diagnostics::default();
+    let rendered = render::render(newsletter, issue, theme)?;
+    let template = MessageTemplate::new(newsletter, issue, &rendered, &theme.texts, Kind::Issue);
+    let sample = EmailAddress::parse(SAMPLE_ADDRESS).expect("the sample address is valid");
+    // Any key gives a token of the same length; this one is never stored or used again.
+    let secret = Secret::from_passphrase(&"x".repeat(32)).expect("a long enough passphrase");
+    let personal = template.personal(
+        Recipient {
+            email: &sample,
+            name: Some(SAMPLE_NAME),
+        },
+        &secret,
+    );
+    let html_bytes = rendered.html.fill(&personal.values()).len();
+    if html_bytes > GMAIL_CLIP_BYTES {
+        diagnostics.push(Diagnostic::about_file(Severity::Warning, file, format!(
+            "the HTML is {}; Gmail clips emails over {}, hiding the footer and its unsubscribe link: shorten the excerpts or split the issue",
+            human_size(html_bytes),
+            human_size(GMAIL_CLIP_BYTES)
+        )));
+    }
+    let today = newsletter.schedule.local_date(now);
+    if issue.status == Readiness::Draft && issue.date < today {
+        diagnostics.push(Diagnostic::at_field(Severity::Warning, file, issue.marks.status, "status", format!(
+            "the issue is dated {}, in the past, but is still a draft: it will never be sent; set `status: ready` and a new date, or delete it",
+            issue.date
+        )));
+    }
+    Ok((diagnostics, html_bytes))
+}
+
+/// Problems that only show across issues and the clock: two ready issues for one slot, a
+/// draft about to miss its slot, a ready issue the scheduler will never send.
+pub fn lint_schedule(
+    newsletter: &Newsletter,
+    entries: &[IssueEntry],
+    now: DateTime<Utc>,
+) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    let slot = &newsletter.schedule;
+    let when =
+        |due: &chrono::DateTime<chrono_tz::Tz>| due.format("%a %Y-%m-%d %H:%M %Z").to_string();
+    for (due, group) in plan::conflicts(slot, entries) {
+        for entry in &group {
+            let others: Vec<&str> = group
+                .iter()
+                .filter(|other| other.id != entry.id)
+                .map(|other| other.file.as_str())
+                .collect();
+            let issue = entry
+                .issue
+                .as_ref()
+                .expect("conflicts are between loaded issues");
+            diagnostics.push(Diagnostic::at_field(Severity::Error, entry.file.clone(), issue.marks.status, "status", format!(
+                "ready for the same slot as {} ({}); one issue per slot: mark the other a draft or give one a send_at",
+                others.join(", "),
+                when(&due)
+            )));
+        }
+    }
+    for (entry, due) in plan::drafts_due_soon(now, slot, entries) {
+        let issue = entry.issue.as_ref().expect("drafts are loaded issues");
+        let hours = (due.with_timezone(&Utc) - now).num_minutes() as f64 / 60.0;
+        diagnostics.push(Diagnostic::at_field(Severity::Warning, entry.file.clone(), issue.marks.status, "status", format!(
+            "due {} (in {hours:.1} hours) but still a draft: it will not go out unless marked `ready`",
+            when(&due)
+        )));
+    }
+    for entry in entries {
+        let Some(issue) = &entry.issue else { continue };
+        if issue.status == Readiness::Ready && plan::due(slot, entry).is_none() {
+            diagnostics.push(Diagnostic::at_field(Severity::Warning, entry.file.clone(), issue.marks.date, "date", format!(
+                "{} is a {} and the newsletter goes out on {}s: the scheduler will never send this issue; change the date or add send_at (`letterpress send` still can)",
+                issue.date,
+                issue.date.format("%A"),
+                weekday_name(slot.day),
+            )));
+        }
+    }
+    diagnostics
+}
+
+/// `Monday` for `Weekday::Mon`: chrono formats weekdays only as part of a date.
+fn weekday_name(day: chrono::Weekday) -> String {
+    chrono::NaiveDate::from_isoywd_opt(2024, 1, day)
+        .map(|date| date.format("%A").to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,137 @@
+//! The server itself: binds, accepts connections (at most `MAX_CONNECTIONS` at once), and
+//! serves each with hyper under the header-size and header-time limits.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::limit::{Rate, RateLimiter};
+use super::site::{Site, SiteCache, SiteError};
+use super::{HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_HEADERS, Shared, routes};
+use crate::clock::Clock;
+use crate::model::newsletter::Newsletter;
+use crate::secret::Secret;
+use crate::state::StateDir;
+use crate::workspace::Workspace;
+
+/// Where and how to serve.
+pub struct Config {
+    pub workspace: Workspace,
+    pub state: StateDir,
+    pub clock: Arc<dyn Clock>,
+    pub secret: Secret,
+    pub listen: SocketAddr,
+    pub rate: Rate,
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Reads the workspace and binds `config.listen`. Invalid settings, theme or list come
+    /// back as `Invalid`, as for a send.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        use anyhow::Context as _;
+        let ledger = config.state.open_ledger()?;
+        let site =
+            Site::load(&config.workspace, &config.secret, &ledger).map_err(
+                |error| match error {
+                    SiteError::Invalid(invalid) => anyhow::Error::new(invalid),
+                    other => anyhow::Error::new(other),
+                },
+            )?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let shared = Arc::new(Shared {
+            workspace: config.workspace,
+            secret: config.secret,
+            clock: config.clock,
+            ledger: Mutex::new(ledger),
+            site: Mutex::new(SiteCache {
+                site: Arc::new(site),
+                failed: None,
+            }),
+            archive: Mutex::new(None),
+            limiter: Mutex::new(RateLimiter::new(config.rate)),
+        });
+        Ok(Server {
+            listener,
+            router: routes::router(shared.clone()),
+            shared,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn newsletter(&self) -> Newsletter {
+        self.shared.site().newsletter.clone()
+    }
+
+    /// How many addresses have a working unsubscribe link.
+    pub fn address_count(&self) -> usize {
+        self.shared.site().directory.len()
+    }
+
+    /// Serves until `shutdown` completes. Requests in flight then are dropped: an unsubscribe
+    /// is one SQLite transaction, so it happened entirely or not at all, and a client that
+    /// got no answer tries again.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .max_header_size(MAX_HEADER_BYTES)
+            .max_headers(MAX_HEADERS);
+        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors, most likely: give connections time to close.
+                        tracing::warn!("cannot accept a connection: {error}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return,
+            };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let router = self.router.clone();
+            let http = http.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |mut request: Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        let mut router = router.clone();
+                        async move {
+                            let response: Response<Body> =
+                                tower::Service::call(&mut router, request).await?;
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                drop(permit);
+            });
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The files a site is built from (settings, theme, list, the sent issues), kept as of their
+//! last change: re-read when a file's stamp changes, and kept as they were when the new
+//! version does not load.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::directory::Directory;
+use super::{Shared, lock};
+use crate::archive::Archive;
+use crate::diagnostic::Invalid;
+use crate::ledger::{Ledger, SentIssue};
+use crate::model::newsletter::Newsletter;
+use crate::secret::Secret;
+use crate::theme::Theme;
+use crate::workspace::{NEWSLETTER_FILE, Workspace};
+
+/// The settings, theme and token directory, as of the files' last change.
+pub(super) struct Site {
+    stamp: Stamp,
+    pub newsletter: Newsletter,
+    pub theme: Theme,
+    pub directory: Directory,
+}
+
+pub(super) struct SiteCache {
+    pub site: Arc<Site>,
+    /// The files as they were when reloading them last failed, to log that only once.
+    pub failed: Option<Stamp>,
+}
+
+pub(super) struct CachedArchive {
+    key: (Stamp, Vec<SentIssue>),
+    archive: Arc<Archive>,
+}
+
+/// When files last changed: their modification times and sizes. Comparing stamps costs a
+/// few `stat` calls per request, so edits are picked up without watching anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Stamp(Vec<(PathBuf, Option<(SystemTime, u64)>)>);
+
+impl Stamp {
+    fn of(paths: impl IntoIterator<Item = PathBuf>) -> Stamp {
+        Stamp(
+            paths
+                .into_iter()
+                .map(|path| {
+                    let seen = std::fs::metadata(&path)
+                        .ok()
+                        .and_then(|meta| Some((meta.modified().ok()?, meta.len())));
+                    (path, seen)
+                })
+                .collect(),
+        )
+    }
+
+    fn paths(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        self.0.iter().map(|(path, _)| path.clone())
+    }
+}
+
+/// The files a site is read from.
+fn site_files(workspace: &Workspace, newsletter: &Newsletter) -> Vec<PathBuf> {
+    let theme = workspace.path("templates").join(newsletter.theme.as_str());
+    vec![
+        workspace.path(NEWSLETTER_FILE),
+        workspace.subscribers_path(newsletter),
+        theme.join("style.css"),
+        theme.join("theme.yaml"),
+    ]
+}
+
+/// Why the site could not be read: the files, or the ledger.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SiteError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("cannot read the ledger")]
+    Ledger(#[from] crate::ledger::LedgerError),
+}
+
+impl SiteError {
+    /// One line for the log.
+    fn describe(&self) -> String {
+        match self {
+            SiteError::Invalid(invalid) => {
+                format!("{} ({})", invalid.summary, invalid.first_problem())
+            }
+            SiteError::Ledger(error) => format!("{self}: {error}"),
+        }
+    }
+}
+
+impl Site {
+    pub(super) fn load(
+        workspace: &Workspace,
+        secret: &Secret,
+        ledger: &Ledger,
+    ) -> Result<Site, SiteError> {
+        let newsletter = workspace.load_newsletter()?.value;
+        // Stamped before the rest is read, so a change made while reading is seen next time.
+        let stamp = Stamp::of(site_files(workspace, &newsletter));
+        let theme = workspace.load_theme(&newsletter)?.value;
+        let subscribers = workspace.load_subscribers(&newsletter)?.value;
+        let known = ledger.known_addresses()?;
+        let directory = Directory::build(
+            secret,
+            &crate::message::list_id(&newsletter),
+            &subscribers,
+            known,
+        );
+        Ok(Site {
+            stamp,
+            newsletter,
+            theme,
+            directory,
+        })
+    }
+}
+
+impl Shared {
+    /// The site, read again first if any of its files changed. If they no longer load, the
+    /// last good version stays in use (a half-edited list must not turn every link away).
+    pub(super) fn site(&self) -> Arc<Site> {
+        let mut cache = lock(&self.site);
+        let now = Stamp::of(cache.site.stamp.paths());
+        if now == cache.site.stamp || cache.failed.as_ref() == Some(&now) {
+            return cache.site.clone();
+        }
+        let loaded = Site::load(&self.workspace, &self.secret, &lock(&self.ledger));
+        match loaded {
+            Ok(site) => {
+                tracing::info!(
+                    addresses = site.directory.len(),
+                    "settings or subscriber list changed: read again"
+                );
+                cache.site = Arc::new(site);
+                cache.failed = None;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "the site no longer loads: {}; still using it as it was",
+                    error.describe()
+                );
+                cache.failed = Some(now);
+            }
+        }
+        cache.site.clone()
+    }
+
+    /// The archive, built again when an issue went out or a file it is made from changed.
+    pub(super) fn archive(&self) -> crate::ledger::Result<Arc<Archive>> {
+        let site = self.site();
+        let sent = lock(&self.ledger).sent_issues()?;
+        let issue_files = sent
+            .iter()
+            .map(|sent_issue| self.workspace.issue_path(sent_issue.issue.as_str()));
+        let key = (
+            Stamp::of(site.stamp.paths().chain(issue_files)),
+            sent.clone(),
+        );
+        let mut cache = lock(&self.archive);
+        if let Some(cached) = cache.as_ref().filter(|cached| cached.key == key) {
+            return Ok(cached.archive.clone());
+        }
+        let (archive, left_out) = Archive::collect(
+            &self.workspace,
+            site.newsletter.clone(),
+            site.theme.clone(),
+            &sent,
+        );
+        for line in left_out {
+            tracing::warn!("{line}");
+        }
+        let archive = Arc::new(archive);
+        *cache = Some(CachedArchive {
+            key,
+            archive: archive.clone(),
+        });
+        Ok(archive)
+    }
+}

@@ -1,0 +1,50 @@
+//! Numbers as people read them: sizes in binary units named as such, counts with thousands
+//! separators.
+
+/// `812 B`, `25.1 KiB`, `3.4 MiB`.
+pub fn human_size(bytes: usize) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if bytes < 1024 * 1024 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// `1,204`.
+pub fn grouped(number: u64) -> String {
+    let digits = number.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// `s` after a count that is not one.
+pub fn plural(count: u64) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_counts_read_as_people_write_them() {
+        assert_eq!(human_size(812), "812 B");
+        assert_eq!(human_size(25_740), "25.1 KiB");
+        assert_eq!(human_size(3 * 1024 * 1024 + 400_000), "3.4 MiB");
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(1_204), "1,204");
+        assert_eq!(grouped(1_000_000), "1,000,000");
+        assert_eq!(
+            format!("1 file{}, 2 file{}", plural(1), plural(2)),
+            "1 file, 2 files"
+        );
+    }
+}

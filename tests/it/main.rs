@@ -1,0 +1,14 @@
+//! The integration tests, as one test binary (one link instead of ten): each module runs the
+//! real `letterpress` binary, or its library against real servers, in a temp folder per test.
+
+mod browser;
+mod check;
+mod interrupt;
+mod new;
+mod render;
+mod schedule;
+mod send;
+mod serve;
+mod smtp_client;
+mod smtp_tls;
+mod support;
