@@ -562,3 +562,233 @@ impl Recorder {
             .context("cannot record delivery results in the ledger")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each step against the ordering rule: durably `sending` before a message is handed
+    //! over, and `sent` only after the relay's 2xx, recorded by a flush.
+
+    use std::path::Path;
+
+    use letterpress_testkit::{Behaviour, Reply, SmtpServer};
+
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::delivery::smtp::TlsSettings;
+    use crate::delivery::smtp_url::SmtpUrl;
+    use crate::delivery::transport::Destination;
+    use crate::edition::Edition;
+    use crate::ledger::LEDGER_FILE;
+    use crate::model::newsletter::Delivery;
+    use crate::state::StateDir;
+    use crate::workspace::Workspace;
+
+    const ADDRESSES: [&str; 3] = ["ada@example.com", "bob@example.com", "eve@example.com"];
+
+    struct Setup {
+        dir: tempfile::TempDir,
+        ledger: Arc<Mutex<Ledger>>,
+        edition: Edition,
+    }
+
+    impl Setup {
+        fn new() -> Setup {
+            let dir = tempfile::tempdir().unwrap();
+            let workspace = Workspace::new(env!("CARGO_MANIFEST_DIR"));
+            let edition = Edition::load(&workspace, "2021-08-23").unwrap().value;
+            let mut ledger = Ledger::open(&dir.path().join(LEDGER_FILE)).unwrap();
+            let keys: Vec<AddressKey> = ADDRESSES
+                .iter()
+                .map(|a| AddressKey::of(a).unwrap())
+                .collect();
+            ledger
+                .enqueue(&edition.issue.id, keys.iter().zip(ADDRESSES), clock().now())
+                .unwrap();
+            Setup {
+                dir,
+                ledger: Arc::new(Mutex::new(ledger)),
+                edition,
+            }
+        }
+
+        /// A loop over every queued recipient, to `destination`.
+        fn send_loop(&self, destination: &Destination) -> SendLoop {
+            let state = StateDir::of(self.dir.path());
+            let transport =
+                Transport::open(destination, &state, &Delivery::default(), "test").unwrap();
+            let jobs = ADDRESSES
+                .iter()
+                .map(|address| {
+                    let address = EmailAddress::parse(address).unwrap();
+                    Job::new(address.key(), address, None, State::Pending)
+                })
+                .collect();
+            let batch = Batch {
+                issue: self.edition.issue.id.clone(),
+                template: Arc::new(
+                    self.edition
+                        .message_template(crate::message::Kind::Issue)
+                        .unwrap(),
+                ),
+                secret: Arc::new(Secret::from_passphrase(&"s".repeat(32)).unwrap()),
+                sender: self.edition.newsletter.from.address.clone(),
+                jobs,
+            };
+            // Claims are twice the concurrency: all three recipients in the first batch.
+            let options = Options {
+                concurrency: 2,
+                rate_per_second: None,
+                max_attempts: 3,
+                backoff_base: Duration::from_millis(1),
+                backoff_cap: Duration::from_millis(1),
+            };
+            SendLoop::new(
+                batch,
+                Arc::new(transport),
+                self.ledger.clone(),
+                options,
+                Arc::new(clock()),
+            )
+        }
+
+        /// The states as a second connection sees them: what survives this process dying.
+        fn states_on_disk(&self) -> Vec<State> {
+            let ledger = Ledger::open(&self.dir.path().join(LEDGER_FILE)).unwrap();
+            ADDRESSES
+                .iter()
+                .map(|address| {
+                    let key = AddressKey::of(address).unwrap();
+                    ledger
+                        .row(&self.edition.issue.id, &key)
+                        .unwrap()
+                        .unwrap()
+                        .state
+                })
+                .collect()
+        }
+
+        fn outbox_files(&self) -> usize {
+            let outbox = self.dir.path().join(".letterpress/outbox/test");
+            std::fs::read_dir(&outbox).map_or(0, |entries| entries.count())
+        }
+    }
+
+    fn clock() -> FixedClock {
+        FixedClock::new(
+            DateTime::parse_from_rfc3339("2021-08-23T13:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        )
+    }
+
+    fn relay(server: &SmtpServer) -> Destination {
+        Destination::Relay(
+            SmtpUrl::parse(&server.url()).unwrap(),
+            TlsSettings::load(None).unwrap(),
+        )
+    }
+
+    async fn next_handed(send: &mut SendLoop) -> Handed {
+        send.running.join_next().await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_on_disk_before_any_message_is_handed_over() {
+        let setup = Setup::new();
+        let mut send = setup.send_loop(&Destination::Outbox);
+        assert!(send.claim_batch().await.unwrap());
+        assert_eq!(setup.states_on_disk(), [State::Sending; 3]);
+        assert!(send.running.is_empty());
+        assert_eq!(setup.outbox_files(), 0, "nothing handed over yet");
+        assert!(Path::new(&setup.dir.path().join(LEDGER_FILE)).exists());
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_recorded_as_sent_only_by_the_flush_after_the_relays_2xx() {
+        let server = SmtpServer::start(Behaviour::new()).await;
+        let setup = Setup::new();
+        let mut send = setup.send_loop(&relay(&server));
+        send.claim_batch().await.unwrap();
+        send.hand_over();
+        let handed = next_handed(&mut send).await;
+        assert!(matches!(handed.attempt, Attempt::Delivered(_)));
+        assert_eq!(server.message_count(), 1);
+        // The relay has it, but until its answer is recorded the row stays in flight: a
+        // crash now leaves the reader uncertain, never sent twice.
+        send.take_reply(handed);
+        assert_eq!(setup.states_on_disk()[0], State::Sending);
+        send.flush(true).await.unwrap();
+        assert_eq!(
+            setup.states_on_disk(),
+            [State::Sent, State::Sending, State::Sending]
+        );
+        assert_eq!(send.tally.sent, 1);
+    }
+
+    #[tokio::test]
+    async fn a_5xx_fails_for_good_and_a_4xx_waits_for_a_retry_deferred() {
+        let server = SmtpServer::start(
+            Behaviour::new()
+                .rcpt_reply("ada@example.com", Reply::user_unknown())
+                .rcpt_reply("bob@example.com", Reply::try_later()),
+        )
+        .await;
+        let setup = Setup::new();
+        let mut send = setup.send_loop(&relay(&server));
+        send.claim_batch().await.unwrap();
+        for _ in 0..2 {
+            send.hand_over();
+            let handed = next_handed(&mut send).await;
+            send.take_reply(handed);
+        }
+        send.flush(true).await.unwrap();
+        assert_eq!(
+            setup.states_on_disk(),
+            [State::Failed, State::Deferred, State::Sending]
+        );
+        assert_eq!(send.retries.len(), 1, "the 4xx is queued for another try");
+        assert_eq!((send.tally.failed, send.tally.retries), (1, 1));
+        assert_eq!(server.message_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn claimed_recipients_never_handed_over_go_back_where_they_were() {
+        let setup = Setup::new();
+        let mut send = setup.send_loop(&Destination::Outbox);
+        send.claim_batch().await.unwrap();
+        send.hand_over();
+        let handed = next_handed(&mut send).await;
+        send.take_reply(handed);
+        send.release_unsent();
+        send.flush(true).await.unwrap();
+        assert_eq!(
+            setup.states_on_disk(),
+            [State::Sent, State::Pending, State::Pending]
+        );
+        assert_eq!(send.tally.total, 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_password_stops_the_run_and_fails_nobody() {
+        let server = SmtpServer::start(Behaviour::new().auth("user", "right")).await;
+        let url = server.url().replace("smtp://", "smtp://user:wrong@");
+        let destination = Destination::Relay(
+            SmtpUrl::parse(&url).unwrap(),
+            TlsSettings::load(None).unwrap(),
+        );
+        let setup = Setup::new();
+        let mut send = setup.send_loop(&destination);
+        send.claim_batch().await.unwrap();
+        send.hand_over();
+        let handed = next_handed(&mut send).await;
+        send.take_reply(handed);
+        send.release_unsent();
+        send.flush(true).await.unwrap();
+        assert!(
+            matches!(send.stopped, Some(Stop::Fatal(_))),
+            "{:?}",
+            send.stopped
+        );
+        assert_eq!(setup.states_on_disk(), [State::Pending; 3]);
+    }
+}

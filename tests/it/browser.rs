@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{SECRET, ServeProcess, TestWorkspace, one_click};
+use crate::support::{SECRET, ServeProcess, TestWorkspace, have_tool, one_click};
 use letterpress::secret::Secret;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -91,8 +91,16 @@ fn png_size(png: &Path) -> (u32, u32) {
     (number(16), number(20))
 }
 
+/// Whether Chromium is here to run these tests (see `have_tool`).
+fn chromium_installed() -> bool {
+    have_tool(CHROMIUM, "chromium")
+}
+
 #[test]
 fn the_detector_sees_a_content_security_policy_violation() {
+    if !chromium_installed() {
+        return;
+    }
     let png = std::env::temp_dir().join(format!("letterpress-control-{}.png", std::process::id()));
     let console = load(
         "data:text/html,<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'\"><p style='color:red'>x</p>",
@@ -107,6 +115,9 @@ fn the_detector_sees_a_content_security_policy_violation() {
 
 #[test]
 fn the_web_version_archive_and_unsubscribe_pages_render_cleanly_on_phone_and_desktop() {
+    if !chromium_installed() {
+        return;
+    }
     let workspace = TestWorkspace::example();
     let sent = workspace
         .command()

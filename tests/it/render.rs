@@ -1,7 +1,7 @@
 //! `letterpress render` end to end: the files it writes, the message they make, and what
 //! hostile input turns into.
 
-use crate::support::{SMALL_ISSUE, TestWorkspace};
+use crate::support::{SMALL_ISSUE, TestWorkspace, assert_under_gmail_clip, mask_sizes};
 use mail_parser::MessageParser;
 
 const SECRET: &str = "a test secret that is long enough to be accepted";
@@ -23,13 +23,20 @@ fn render(workspace: &TestWorkspace, issue: &str) -> crate::support::Run {
 fn render_writes_html_text_and_a_sample_message_that_parses_back_to_them() {
     let workspace = TestWorkspace::example();
     let run = render(&workspace, "issues/2021-08-23.yaml");
+    // The sizes are right-aligned: their width changes the spaces before them.
+    let (stdout, sizes) = mask_sizes(&run.stdout);
+    let mut stdout = stdout;
+    while stdout.contains("  ") {
+        stdout = stdout.replace("  ", " ");
+    }
     assert_eq!(
-        run.stdout,
-        "Rendered issues/2021-08-23.yaml: Global AI Weekly #1: Foundation models, Codex API and Tesla's Dojo\n  \
-         out/2021-08-23/email.html           25.1 KiB\n  \
-         out/2021-08-23/email.txt             7.9 KiB\n  \
-         out/2021-08-23/sample.eml           37.0 KiB   as sent to ada.okafor@example.com\n"
+        stdout,
+        "Rendered issues/2021-08-23.yaml: Global AI Weekly #1: Foundation models, Codex API and Tesla's Dojo\n \
+         out/2021-08-23/email.html <size>\n \
+         out/2021-08-23/email.txt <size>\n \
+         out/2021-08-23/sample.eml <size> as sent to ada.okafor@example.com\n"
     );
+    assert_under_gmail_clip(&sizes[..1]);
     let html = workspace.read("out/2021-08-23/email.html");
     let text = workspace.read("out/2021-08-23/email.txt");
     let eml = std::fs::read(workspace.path("out/2021-08-23/sample.eml")).unwrap();

@@ -320,3 +320,81 @@ pub fn issue(id: &str) -> letterpress::model::issue::IssueId {
 pub fn key(address: &str) -> letterpress::model::address::AddressKey {
     letterpress::model::address::AddressKey::of(address).unwrap()
 }
+
+/// Whether a program a test needs from the system (Chromium, Postfix, Dovecot, dkimpy) is
+/// installed. Outside CI a missing one skips the test with a printed reason, so `cargo test`
+/// passes on a machine with only Rust; with `CI` set it fails the test, so CI never passes
+/// by skipping.
+pub fn have_tool(program: &str, package: &str) -> bool {
+    let found = if program.contains('/') {
+        Path::new(program).exists()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    };
+    if found {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{program} is missing and CI is set: install Debian's {package} (.ci/run does)");
+    }
+    eprintln!("skipped: {program} is not installed (Debian's {package}; .ci/run installs it)");
+    false
+}
+
+/// Sizes as letterpress prints them (`25.2 KiB`, `812 B`) replaced by `<size>`, and the
+/// sizes in bytes: a test pins the rest of the line and asserts a limit on the size, so a
+/// change to the stylesheet does not break it.
+pub fn mask_sizes(text: &str) -> (String, Vec<f64>) {
+    let mut out = String::with_capacity(text.len());
+    let mut sizes = Vec::new();
+    let mut rest = text;
+    while let Some(position) = rest.find(|c: char| c.is_ascii_digit()) {
+        out.push_str(&rest[..position]);
+        rest = &rest[position..];
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_end);
+        let unit = [(" KiB", 1024.0), (" MiB", 1024.0 * 1024.0), (" B", 1.0)]
+            .into_iter()
+            .find(|(unit, _)| {
+                after.starts_with(unit)
+                    && !after[unit.len()..].starts_with(|c: char| c.is_alphanumeric())
+            });
+        match (unit, number.parse::<f64>()) {
+            (Some((unit, scale)), Ok(value)) => {
+                out.push_str("<size>");
+                sizes.push(value * scale);
+                rest = &after[unit.len()..];
+            }
+            _ => {
+                out.push_str(number);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    (out, sizes)
+}
+
+/// Every size is an HTML part Gmail shows whole (it clips above 102 KiB).
+pub fn assert_under_gmail_clip(sizes: &[f64]) {
+    assert!(!sizes.is_empty(), "no size was printed");
+    for size in sizes {
+        assert!(
+            *size > 0.0 && *size < letterpress::render::GMAIL_CLIP_BYTES as f64,
+            "{size} bytes"
+        );
+    }
+}
+
+#[test]
+fn sizes_are_masked_and_read_back_in_bytes() {
+    let (masked, sizes) = mask_sizes("HTML 25.2 KiB, 812 B and 1.5 MiB; 3 Bytes, 7 sections");
+    assert_eq!(
+        masked,
+        "HTML <size>, <size> and <size>; 3 Bytes, 7 sections"
+    );
+    assert_eq!(sizes, [25.2 * 1024.0, 812.0, 1.5 * 1024.0 * 1024.0]);
+}
