@@ -15,15 +15,16 @@ pub enum AddressError {
     Name(TextError),
 }
 
-/// A syntactically valid address (checked by lettre's parser, which is what will send to it).
+/// A syntactically valid address, checked by `lettre::Address`'s parser: lettre stays our
+/// address type (well kept, RFC 5321 syntax), though our own client does the sending.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EmailAddress(lettre::Address);
 
 impl EmailAddress {
     pub fn parse(text: &str) -> Result<Self, AddressError> {
         let text = text.trim();
-        // lettre's parser is what will send to the address, but it accepts quoted local
-        // parts, which may carry spaces and line breaks: a header injection in waiting.
+        // lettre's parser accepts quoted local parts, which may carry spaces and line
+        // breaks: a header injection in waiting.
         if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(AddressError::Invalid(text.into()));
         }
