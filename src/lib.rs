@@ -17,6 +17,7 @@ pub mod logging;
 pub mod message;
 pub mod model;
 pub mod render;
+pub mod scaffold;
 pub mod schedule;
 pub mod secret;
 pub mod serve;
