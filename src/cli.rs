@@ -117,13 +117,16 @@ LETTERPRESS_SMTP_URL=smtps://user:pass@smtp.example.com:465 letterpress test 202
 Every recipient's outcome is kept in the ledger (.letterpress/ledger.sqlite3), so running send \
 again after a crash, Ctrl-C or a relay outage sends only to those who have not got it yet. \
 Temporary failures (4xx, timeouts, dropped connections) are retried with backoff and left \
-deferred for the next run; permanent ones (5xx) are recorded and never retried. Recipients in \
-flight when a send died are uncertain and are not sent again unless you ask.\n\n\
-Without LETTERPRESS_SMTP_URL the messages are written to .letterpress/outbox/<issue>/.",
+deferred for the next run; a 5xx to a recipient is recorded and not retried (--retry-failed \
+tries them again). A relay that refuses the session, the password or the sender stops the run \
+and fails nobody. Recipients whose message was handed over but not confirmed (the relay's \
+answer never came, or a send died) are uncertain and are not sent again unless you ask.\n\n\
+Without LETTERPRESS_SMTP_URL the messages are written to .letterpress/outbox/<issue>/ and \
+recorded as outbox copies: a later send through a relay still delivers them.",
         after_help = "Examples:\n  letterpress send issues/2021-08-23.yaml\n  letterpress send 2021-08-23 --yes\n  \
 letterpress send 2021-08-23 --dry-run\n  \
 LETTERPRESS_SMTP_URL='smtp://relay.internal:587?tls=required' letterpress send 2021-08-23\n\n\
-Environment:\n  LETTERPRESS_SMTP_URL   smtp://host:port, smtp://host:587?tls=required or smtps://user:pass@host:465\n  \
+Environment:\n  LETTERPRESS_SMTP_URL   smtp://host:port (STARTTLS when offered), smtp://host:587?tls=required,\n                         smtps://user:pass@host:465, or ?tls=none for a relay on loopback\n  \
 LETTERPRESS_SECRET     signs unsubscribe links (else generated into .letterpress/secret)\n\n\
 Exit status: 0 everyone has it, 1 some failed, stayed deferred or are uncertain, 2 invalid input, 130 interrupted."
     )]
@@ -140,6 +143,9 @@ Exit status: 0 everyone has it, 1 some failed, stayed deferred or are uncertain,
         /// Also send to recipients left uncertain by an interrupted send (they may get it twice).
         #[arg(long)]
         resend_uncertain: bool,
+        /// Send again to recipients the relay refused for good (after fixing what made it refuse).
+        #[arg(long)]
+        retry_failed: bool,
     },
 
     /// The scheduler: send each ready issue in its weekly slot.
@@ -151,15 +157,22 @@ passes check when its time comes. Files are re-read before every slot and whenev
 SIGHUP re-reads them at once. A slot missed while the scheduler was down is sent late within \
 schedule.grace (default 6h), and otherwise recorded as missed and never sent by surprise. \
 SIGTERM or Ctrl-C lets a send in flight finish, then exits. Only one scheduler runs per \
-workspace.",
+workspace.\n\n\
+It needs a relay (LETTERPRESS_SMTP_URL): a scheduler that wrote the issue to the outbox \
+would have sent it to no one. --outbox runs it without one, to try it out.",
         after_help = "Examples:\n  letterpress run                  # as a service (see contrib/letterpress.service)\n  \
-letterpress run --once           # from cron or a systemd timer: send what is due, then exit\n\n\
+letterpress run --once           # from cron or a systemd timer: send what is due, then exit\n  \
+letterpress run --outbox         # try it without a relay: messages go to .letterpress/outbox/\n\n\
 Logs go to stderr, one line per event; LETTERPRESS_LOG=debug shows more."
     )]
     Run {
         /// Send whatever is due now and exit.
         #[arg(long)]
         once: bool,
+        /// Run without a relay, writing the messages to the outbox (for trying it out; they
+        /// reach no one).
+        #[arg(long)]
+        outbox: bool,
     },
 
     /// Serve one-click unsubscribe links and the web archive over HTTP.

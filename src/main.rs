@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             yes,
             dry_run,
             resend_uncertain,
+            retry_failed,
         } => cmd::send::run(
             &context,
             cmd::send::SendArgs {
@@ -39,9 +40,10 @@ fn main() -> ExitCode {
                 yes: *yes,
                 dry_run: *dry_run,
                 resend_uncertain: *resend_uncertain,
+                retry_failed: *retry_failed,
             },
         ),
-        Command::Run { once } => cmd::run::run(&context, *once),
+        Command::Run { once, outbox } => cmd::run::run(&context, *once, *outbox),
         Command::Serve { listen } => cmd::serve::run(&context, *listen),
         Command::Status { issue, json } => cmd::status::run(&context, issue.as_deref(), *json),
     };

@@ -25,6 +25,30 @@ pub fn grouped(number: u64) -> String {
     out
 }
 
+/// Text from elsewhere (a relay's reply, a bounce) made safe for a terminal: control
+/// characters are shown escaped (`\u{1b}`), so a reply carrying `ESC[2J` or a title sequence
+/// cannot clear the screen or rename the window. Line breaks of a multi-line reply stay
+/// visible as `\n`.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    // Bidirectional overrides reorder what follows them on screen: shown escaped too.
+    let hidden =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `s` after a count that is not one.
 pub fn plural(count: u64) -> &'static str {
     if count == 1 { "" } else { "s" }
@@ -45,6 +69,15 @@ mod tests {
         assert_eq!(
             format!("1 file{}, 2 file{}", plural(1), plural(2)),
             "1 file, 2 files"
+        );
+    }
+
+    #[test]
+    fn control_characters_from_a_relay_are_shown_not_obeyed() {
+        assert_eq!(printable("550 no such user"), "550 no such user");
+        assert_eq!(
+            printable("550 \u{1b}[2J\u{1b}]0;owned\u{7}gone\nline two\u{9b}"),
+            "550 \\u{1b}[2J\\u{1b}]0;owned\\u{7}gone\\nline two\\u{9b}"
         );
     }
 }

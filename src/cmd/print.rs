@@ -2,7 +2,7 @@
 
 use crate::delivery::Report;
 use crate::delivery::report::Problem;
-use crate::units::grouped;
+use crate::units::{grouped, printable};
 
 /// How many of each problem are listed before "... and N more".
 const SHOWN: usize = 20;
@@ -25,16 +25,31 @@ pub fn report(report: &Report) {
             line.push_str(&format!(", {label} {}", grouped(count)));
         }
     }
+    if report.outbox > 0 {
+        line.push_str(&format!(
+            "; {} in the outbox (delivered to no one)",
+            grouped(report.outbox)
+        ));
+    }
     println!("{line}");
     problems("failed (not retried)", &report.failures);
+    if !report.failures.is_empty() {
+        println!(
+            "(`letterpress send {} --retry-failed` tries the failed ones again, once whatever refused them is fixed)",
+            report.issue
+        );
+    }
     problems("deferred (retried on the next send)", &report.deferrals);
     if !report.uncertain_recipients.is_empty() {
         println!(
             "uncertain: a send was interrupted while these were in flight; they may or may not have their message, and are not sent again unless you run `letterpress send {} --resend-uncertain`:",
             report.issue
         );
-        for address in report.uncertain_recipients.iter().take(SHOWN) {
-            println!("  {address}");
+        for problem in report.uncertain_recipients.iter().take(SHOWN) {
+            match &problem.reply {
+                Some(reply) => println!("  {}  {}", problem.email, printable(reply)),
+                None => println!("  {}", problem.email),
+            }
         }
         if report.uncertain_recipients.len() > SHOWN {
             println!(
@@ -60,7 +75,7 @@ fn problems(title: &str, problems: &[Problem]) {
         println!(
             "  {:width$}  {} ({} attempt{})",
             problem.email,
-            problem.reply.as_deref().unwrap_or("no reply recorded"),
+            printable(problem.reply.as_deref().unwrap_or("no reply recorded")),
             problem.attempts,
             if problem.attempts == 1 { "" } else { "s" }
         );

@@ -4,12 +4,22 @@ use std::process::ExitCode;
 
 use super::Context;
 use crate::delivery::transport::Destination;
+use crate::diagnostic::Invalid;
 use crate::schedule::daemon::{self, Scheduler};
 use crate::signals::{Announce, Signals};
 
-pub fn run(context: &Context, once: bool) -> anyhow::Result<ExitCode> {
+pub fn run(context: &Context, once: bool, outbox: bool) -> anyhow::Result<ExitCode> {
     crate::logging::init(&context.settings.log);
     let destination = Destination::from_settings(&context.settings)?;
+    if matches!(destination, Destination::Outbox) && !outbox {
+        // A scheduler started without its environment (cron, a new shell) would otherwise
+        // write the issue to the outbox, where it reaches no one, and call it sent.
+        return Err(Invalid::usage(format!(
+            "no relay: set {} (for example smtps://user:password@smtp.example.com:465) so the scheduler can send, or pass --outbox to try it with the messages written to .letterpress/outbox/",
+            crate::config::SMTP_URL_ENV
+        ))
+        .into());
+    }
     let scheduler = Scheduler::start(
         context.workspace.clone(),
         context.state.clone(),

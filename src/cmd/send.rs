@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 use super::{Context, print};
 use crate::delivery::engine::{Stop, Tally};
 use crate::delivery::transport::{Destination, Transport};
-use crate::delivery::{PreparedSend, Report, dry_run};
+use crate::delivery::{PreparedSend, Report, SendOptions, dry_run};
 use crate::model::issue::Readiness;
 use crate::signals::{Announce, INTERRUPTED, Signals};
-use crate::units::{grouped, human_size, plural};
+use crate::units::{grouped, human_size, plural, printable};
 
 pub struct SendArgs<'a> {
     pub issue: &'a str,
     pub yes: bool,
     pub dry_run: bool,
     pub resend_uncertain: bool,
+    pub retry_failed: bool,
 }
 
 pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
@@ -43,14 +44,36 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
 
     let destination = Destination::from_settings(&context.settings)?;
     let secret = context.state.secret(context.settings.secret.as_ref())?;
+    let transport = Transport::open(
+        &destination,
+        &context.state,
+        &edition.newsletter,
+        issue_id.as_str(),
+    )?;
+    let options = SendOptions {
+        resend_uncertain: args.resend_uncertain,
+        retry_failed: args.retry_failed,
+        via: transport.via(),
+    };
     let now = context.clock.now();
-    let prepared =
-        PreparedSend::prepare(&context.state, &edition, secret, args.resend_uncertain, now)?;
-    if prepared.requeued > 0 {
-        eprintln!(
-            "{} uncertain recipient(s) from an interrupted send will be sent again (--resend-uncertain).",
-            prepared.requeued
-        );
+    let prepared = PreparedSend::prepare(&context.state, &edition, secret, options, now)?;
+    for (count, what) in [
+        (
+            prepared.requeued,
+            "uncertain recipient(s) from an interrupted send will be sent again (--resend-uncertain)",
+        ),
+        (
+            prepared.retried,
+            "recipient(s) the relay refused will be tried again (--retry-failed)",
+        ),
+        (
+            prepared.from_outbox,
+            "recipient(s) whose message only went to the outbox will get it through the relay",
+        ),
+    ] {
+        if count > 0 {
+            eprintln!("{count} {what}.");
+        }
     }
     if prepared.uncertain > 0 {
         eprintln!(
@@ -58,12 +81,6 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
             prepared.uncertain
         );
     }
-    let transport = Transport::open(
-        &destination,
-        &context.state,
-        &edition.newsletter.delivery,
-        issue_id.as_str(),
-    )?;
     let count = prepared.jobs.len();
     if count == 0 {
         println!(
@@ -119,13 +136,22 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
         }
         Some(Stop::RelayUnreachable(reply)) => {
             eprintln!(
-                "error: stopped: every recent attempt failed ({reply}); the relay looks down or is refusing mail. Nothing was lost: run `letterpress send {issue_id}` again later."
+                "error: stopped: every recent attempt failed ({}); the relay looks down or is refusing mail. Nothing was lost: run `letterpress send {issue_id}` again later.",
+                printable(&reply)
             );
             Ok(ExitCode::from(1))
         }
         Some(Stop::Fatal(reason)) => {
             eprintln!(
-                "error: stopped: {reason}. Nothing was lost: fix it and run `letterpress send {issue_id}` again."
+                "error: stopped: {}. Nobody was failed: fix it and run `letterpress send {issue_id}` again.",
+                printable(&reason)
+            );
+            Ok(ExitCode::from(1))
+        }
+        Some(Stop::Refused(reply)) => {
+            eprintln!(
+                "error: stopped: the relay refused the message itself for many readers in a row ({}): it refuses this issue, not them. They were put back in the queue; change what it objects to and run `letterpress send {issue_id}` again.",
+                printable(&reply)
             );
             Ok(ExitCode::from(1))
         }
@@ -135,11 +161,16 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
 
 fn summarise(tally: &Tally, elapsed: Duration) {
     let seconds = elapsed.as_secs_f64();
-    let skipped = if tally.skipped > 0 {
-        format!(", {} unsubscribed during the send", grouped(tally.skipped))
-    } else {
-        String::new()
-    };
+    let mut skipped = String::new();
+    if tally.skipped > 0 {
+        skipped.push_str(&format!(
+            ", {} unsubscribed during the send",
+            grouped(tally.skipped)
+        ));
+    }
+    if tally.uncertain > 0 {
+        skipped.push_str(&format!(", {} uncertain", grouped(tally.uncertain)));
+    }
     println!(
         "This run: {} sent, {} failed, {} deferred, {} retries{skipped}, {} in {:.1}s ({:.0} messages/s)",
         grouped(tally.sent),

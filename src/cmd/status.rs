@@ -133,7 +133,7 @@ fn print_events(events: &[Event]) {
         let detail = event
             .detail
             .as_deref()
-            .map(|detail| format!(": {detail}"))
+            .map(|detail| format!(": {}", crate::units::printable(detail)))
             .unwrap_or_default();
         println!(
             "  {}  {} (slot {})  {}{detail}",

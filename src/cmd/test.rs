@@ -31,7 +31,7 @@ pub fn run(context: &Context, issue_argument: &str, to: &[String]) -> anyhow::Re
     let transport = Transport::open(
         &destination,
         &context.state,
-        &edition.newsletter.delivery,
+        &edition.newsletter,
         &format!("{}/tests", edition.issue.id),
     )?;
     let mut ledger = context.state.open_ledger()?;
@@ -59,7 +59,7 @@ pub fn run(context: &Context, issue_argument: &str, to: &[String]) -> anyhow::Re
             "  {}: {} ({})",
             proof.recipient,
             proof.outcome.as_str(),
-            proof.reply
+            crate::units::printable(&proof.reply)
         );
     }
     let all_sent = proofs

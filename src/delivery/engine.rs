@@ -19,14 +19,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use lettre::address::Envelope;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::transport::{Attempt, Transport};
+use super::transport::{Attempt, Envelope, Transport};
 use crate::clock::Clock;
-use crate::ledger::{Ledger, Outcome, State};
+use crate::ledger::{Ledger, Outcome, State, Via};
 use crate::message::{MessageTemplate, Recipient};
 use crate::model::address::{AddressKey, EmailAddress};
 use crate::model::issue::IssueId;
@@ -68,6 +67,8 @@ pub struct Batch {
     /// The envelope sender (MAIL FROM).
     pub sender: EmailAddress,
     pub jobs: Vec<Job>,
+    /// When the jobs were chosen: readers suppressed since are skipped at their turn.
+    pub suppressed_since: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,12 +92,14 @@ pub struct Tally {
     pub retries: u64,
     /// Unsubscribed while the send was running, so never sent.
     pub skipped: u64,
+    /// Handed over whole, with no answer from the relay: maybe delivered, not sent again.
+    pub uncertain: u64,
     pub bytes: u64,
 }
 
 impl Tally {
     pub fn done(&self) -> u64 {
-        self.sent + self.failed + self.deferred + self.skipped
+        self.sent + self.failed + self.deferred + self.skipped + self.uncertain
     }
 }
 
@@ -108,8 +111,12 @@ pub enum Stop {
     /// The last many attempts all failed without a delivery between them: the relay looks
     /// down or is refusing everything for now.
     RelayUnreachable(String),
-    /// Nothing can be sent (credentials, TLS, a full disk).
+    /// Nothing can be sent (the relay refuses the session or the sender, credentials, TLS,
+    /// a full disk).
     Fatal(String),
+    /// The relay refused the message itself with the same permanent reply for many readers
+    /// in a row (content rejected as spam, say): those readers went back in the queue.
+    Refused(String),
 }
 
 /// How a run ended.
@@ -129,6 +136,10 @@ pub struct NoProgress;
 impl Progress for NoProgress {
     fn update(&self, _: &Tally) {}
 }
+
+/// This many readers in a row whose message the relay refused with the same permanent reply
+/// means the relay refuses the issue, not them: the run stops and they go back in the queue.
+const REFUSALS_IN_A_ROW: usize = 10;
 
 /// Results are committed when this many are waiting, or after `FLUSH_INTERVAL`.
 const FLUSH_BATCH: usize = 512;
@@ -163,12 +174,16 @@ pub struct SendLoop {
     tally: Tally,
     stopped: Option<Stop>,
     failures_since_delivery: usize,
+    /// The latest readers whose message was refused the same way (see `REFUSALS_IN_A_ROW`),
+    /// and that refusal, as `refusal_kind` sums it up.
+    refusals: Vec<Job>,
+    refusal: Option<String>,
     retry_sequence: u64,
     /// Claims grow with the pace actually reached, so a claim commit is needed only every
     /// ~50ms while the recipients in flight (the uncertain ones after a crash) stay few.
     claim_size: usize,
     started: Instant,
-    run_started: DateTime<Utc>,
+    suppressed_since: DateTime<Utc>,
 }
 
 impl SendLoop {
@@ -185,6 +200,7 @@ impl SendLoop {
                 issue: batch.issue,
                 ledger,
                 clock: clock.clone(),
+                via: transport.via(),
             },
             template: batch.template,
             secret: batch.secret,
@@ -195,7 +211,7 @@ impl SendLoop {
                 .map(|rate| Arc::new(Pacer::new(rate))),
             options,
             concurrency,
-            run_started: clock.now(),
+            suppressed_since: batch.suppressed_since,
             clock,
             tally: Tally {
                 total: batch.jobs.len() as u64,
@@ -209,6 +225,8 @@ impl SendLoop {
             last_flush: Instant::now(),
             stopped: None,
             failures_since_delivery: 0,
+            refusals: Vec::new(),
+            refusal: None,
             retry_sequence: 0,
             claim_size: concurrency * 2,
             started: Instant::now(),
@@ -285,7 +303,10 @@ impl SendLoop {
         self.claim_size = self.claim_size.max((rate * 0.05) as usize).min(1024);
         let take = self.claim_size.min(self.queue.len());
         let mut batch: Vec<Job> = self.queue.drain(..take).collect();
-        let unsubscribed = self.recorder.suppressed_since(self.run_started).await?;
+        let unsubscribed = self
+            .recorder
+            .suppressed_since(self.suppressed_since)
+            .await?;
         if !unsubscribed.is_empty() {
             batch.retain(|job| {
                 let keep = !unsubscribed.contains(&job.key);
@@ -339,13 +360,9 @@ impl SendLoop {
                 &clock.now().to_rfc2822(),
                 &mut message,
             );
-            let attempt = match Envelope::new(
-                Some(sender.as_lettre().clone()),
-                vec![job.address.as_lettre().clone()],
-            ) {
-                Ok(envelope) => transport.send(&envelope, &message).await,
-                Err(error) => Attempt::Permanent(format!("cannot address the message: {error}")),
-            };
+            let attempt = transport
+                .send(&Envelope::new(&sender, &job.address), &message)
+                .await;
             Handed {
                 job,
                 attempt,
@@ -364,6 +381,7 @@ impl SendLoop {
         match attempt {
             Attempt::Delivered(reply) => {
                 self.failures_since_delivery = 0;
+                self.refusals.clear();
                 self.tally.sent += 1;
                 self.tally.bytes += bytes as u64;
                 self.results.push(outcome(&job, State::Sent, reply));
@@ -371,6 +389,27 @@ impl SendLoop {
             Attempt::Permanent(reply) => {
                 self.tally.failed += 1;
                 self.results.push(outcome(&job, State::Failed, reply));
+            }
+            Attempt::Refused(reply) => {
+                self.tally.failed += 1;
+                self.results
+                    .push(outcome(&job, State::Failed, reply.clone()));
+                self.note_refusal(job, reply);
+            }
+            Attempt::Uncertain(reason) => {
+                // The row stays `sending`: once this run ends it reads as uncertain, and it
+                // is not sent again unless asked.
+                self.failures_since_delivery += 1;
+                self.tally.uncertain += 1;
+                self.results
+                    .push(outcome(&job, State::Sending, reason.clone()));
+                if self.failures_since_delivery >= (self.concurrency * 3).max(10) {
+                    self.stopped.get_or_insert(Stop::RelayUnreachable(reason));
+                }
+            }
+            Attempt::Unsendable(reason) => {
+                self.tally.deferred += 1;
+                self.results.push(outcome(&job, State::Deferred, reason));
             }
             Attempt::Transient(reply) => {
                 self.failures_since_delivery += 1;
@@ -406,6 +445,33 @@ impl SendLoop {
         }
     }
 
+    /// Counts a refusal of the message. When `REFUSALS_IN_A_ROW` readers in a row got the same
+    /// one, the relay refuses the issue, not them: the run stops, and they go back to where
+    /// they were (recorded after their failures, which they override).
+    fn note_refusal(&mut self, job: Job, reply: String) {
+        let kind = refusal_kind(&reply);
+        if self.refusal.as_deref() != Some(kind.as_str()) {
+            self.refusals.clear();
+            self.refusal = Some(kind);
+        }
+        self.refusals.push(job);
+        if self.refusals.len() < REFUSALS_IN_A_ROW {
+            return;
+        }
+        for job in self.refusals.drain(..) {
+            self.results.push(Outcome {
+                email: job.key.clone(),
+                state: job.previous,
+                reply: Some(format!(
+                    "put back: the relay refused the issue itself ({reply})"
+                )),
+            });
+            self.tally.failed -= 1;
+            self.tally.total -= 1;
+        }
+        self.stopped.get_or_insert(Stop::Refused(reply));
+    }
+
     /// Records the answers waiting, when enough have gathered or enough time has passed
     /// (always, with `force`).
     async fn flush(&mut self, force: bool) -> anyhow::Result<()> {
@@ -431,6 +497,18 @@ impl SendLoop {
             });
             self.tally.total -= 1;
         }
+    }
+}
+
+/// What makes two refusals "the same": the reply code and its enhanced status
+/// (`554 5.7.1`), or its first line when it has none. Queue ids and addresses in the text
+/// differ from reader to reader.
+fn refusal_kind(reply: &str) -> String {
+    let mut words = reply.split_whitespace();
+    let code = words.next().unwrap_or_default();
+    match words.next() {
+        Some(status) if status.split('.').count() == 3 => format!("{code} {status}"),
+        _ => reply.lines().next().unwrap_or_default().to_string(),
     }
 }
 
@@ -522,6 +600,8 @@ struct Recorder {
     issue: IssueId,
     ledger: Arc<Mutex<Ledger>>,
     clock: Arc<dyn Clock>,
+    /// Where accepted messages go.
+    via: Via,
 }
 
 impl Recorder {
@@ -557,7 +637,8 @@ impl Recorder {
         if outcomes.is_empty() {
             return Ok(());
         }
-        self.with_ledger(move |ledger, issue, now| ledger.record(issue, &outcomes, now))
+        let via = self.via;
+        self.with_ledger(move |ledger, issue, now| ledger.record(issue, &outcomes, via, now))
             .await
             .context("cannot record delivery results in the ledger")
     }
@@ -579,7 +660,6 @@ mod tests {
     use crate::delivery::transport::Destination;
     use crate::edition::Edition;
     use crate::ledger::LEDGER_FILE;
-    use crate::model::newsletter::Delivery;
     use crate::state::StateDir;
     use crate::workspace::Workspace;
 
@@ -615,7 +695,7 @@ mod tests {
         fn send_loop(&self, destination: &Destination) -> SendLoop {
             let state = StateDir::of(self.dir.path());
             let transport =
-                Transport::open(destination, &state, &Delivery::default(), "test").unwrap();
+                Transport::open(destination, &state, &self.edition.newsletter, "test").unwrap();
             let jobs = ADDRESSES
                 .iter()
                 .map(|address| {
@@ -633,6 +713,7 @@ mod tests {
                 secret: Arc::new(Secret::from_passphrase(&"s".repeat(32)).unwrap()),
                 sender: self.edition.newsletter.from.address.clone(),
                 jobs,
+                suppressed_since: clock().now(),
             };
             // Claims are twice the concurrency: all three recipients in the first batch.
             let options = Options {

@@ -16,5 +16,5 @@ pub mod smtp_url;
 pub mod transport;
 
 pub use audience::audience;
-pub use prepare::{DryRun, PreparedSend, dry_run};
+pub use prepare::{DryRun, PreparedSend, SendOptions, dry_run};
 pub use report::Report;

@@ -15,7 +15,7 @@ use super::lock::IssueLock;
 use super::transport::Transport;
 use crate::clock::Clock;
 use crate::edition::Edition;
-use crate::ledger::{Ledger, State};
+use crate::ledger::{Ledger, State, Via};
 use crate::message::{Kind, MessageTemplate, Recipient};
 use crate::model::address::AddressKey;
 use crate::model::subscriber::Subscriber;
@@ -31,8 +31,26 @@ pub struct PreparedSend {
     pub uncertain: usize,
     /// Uncertain ones put back in the queue because the caller asked.
     pub requeued: usize,
+    /// Failed ones put back in the queue because the caller asked.
+    pub retried: usize,
+    /// Readers whose message only went to the outbox, queued for the relay.
+    pub from_outbox: usize,
     template: Arc<MessageTemplate>,
     secret: Arc<Secret>,
+    /// When the audience was read: anyone suppressed since (while `send` waited at its
+    /// prompt, say) is skipped when their turn comes.
+    audience_at: DateTime<Utc>,
+}
+
+/// What the caller asks of a send beyond the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct SendOptions {
+    /// Send again to readers left uncertain by an interrupted send.
+    pub resend_uncertain: bool,
+    /// Send again to readers the relay refused for good.
+    pub retry_failed: bool,
+    /// Where the messages go: a send to a relay also delivers what only reached the outbox.
+    pub via: Via,
 }
 
 impl PreparedSend {
@@ -42,7 +60,7 @@ impl PreparedSend {
         state: &StateDir,
         edition: &Edition,
         secret: Secret,
-        resend_uncertain: bool,
+        options: SendOptions,
         now: DateTime<Utc>,
     ) -> anyhow::Result<PreparedSend> {
         let issue = &edition.issue.id;
@@ -56,10 +74,20 @@ impl PreparedSend {
 
         let mut uncertain = ledger.rows_in(issue, State::Sending)?.len();
         let mut requeued = 0;
-        if uncertain > 0 && resend_uncertain {
+        if uncertain > 0 && options.resend_uncertain {
             requeued = ledger.requeue_uncertain(issue, now)?;
             uncertain = 0;
         }
+        let retried = if options.retry_failed {
+            ledger.requeue_failed(issue, now)?
+        } else {
+            0
+        };
+        let from_outbox = if options.via == Via::Relay {
+            ledger.requeue_outbox_copies(issue, now)?
+        } else {
+            0
+        };
         // In list order, so the ledger keeps the list's order for the first send.
         ledger.enqueue(
             issue,
@@ -91,8 +119,11 @@ impl PreparedSend {
             jobs,
             uncertain,
             requeued,
+            retried,
+            from_outbox,
             template,
             secret: Arc::new(secret),
+            audience_at: now,
         })
     }
 
@@ -111,6 +142,7 @@ impl PreparedSend {
             jobs,
             template,
             secret,
+            audience_at,
             ..
         } = self;
         let delivery = &edition.newsletter.delivery;
@@ -127,6 +159,7 @@ impl PreparedSend {
             secret,
             sender: edition.newsletter.from.address.clone(),
             jobs,
+            suppressed_since: audience_at,
         };
         let ledger = Arc::new(Mutex::new(ledger));
         let summary = SendLoop::new(batch, transport, ledger.clone(), options, clock)

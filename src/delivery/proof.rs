@@ -3,9 +3,7 @@
 //! Proofs are logged in the ledger but never count as deliveries: the real send still goes to
 //! everyone, test recipients included if they are subscribers.
 
-use lettre::address::Envelope;
-
-use super::transport::{Attempt, Transport};
+use super::transport::{Attempt, Envelope, Transport};
 use crate::clock::Clock;
 use crate::edition::Edition;
 use crate::ledger::{Ledger, ProofOutcome};
@@ -32,7 +30,7 @@ pub async fn send_proofs(
     clock: &dyn Clock,
 ) -> anyhow::Result<Vec<Proof>> {
     let template = edition.message_template(Kind::Test)?;
-    let sender = edition.newsletter.from.address.as_lettre().clone();
+    let sender = &edition.newsletter.from.address;
     let mut proofs = Vec::with_capacity(recipients.len());
     for recipient in recipients {
         let mut message = Vec::new();
@@ -45,15 +43,18 @@ pub async fn send_proofs(
             &clock.now().to_rfc2822(),
             &mut message,
         );
-        let attempt = match Envelope::new(Some(sender.clone()), vec![recipient.as_lettre().clone()])
-        {
-            Ok(envelope) => transport.send(&envelope, &message).await,
-            Err(error) => Attempt::Permanent(error.to_string()),
-        };
+        let attempt = transport
+            .send(&Envelope::new(sender, recipient), &message)
+            .await;
         let (outcome, reply) = match attempt {
             Attempt::Delivered(reply) => (ProofOutcome::Sent, reply),
-            Attempt::Transient(reply) => (ProofOutcome::Deferred, reply),
-            Attempt::Permanent(reply) | Attempt::Fatal(reply) => (ProofOutcome::Failed, reply),
+            Attempt::Transient(reply) | Attempt::Unsendable(reply) => {
+                (ProofOutcome::Deferred, reply)
+            }
+            Attempt::Uncertain(reply) => (ProofOutcome::Uncertain, reply),
+            Attempt::Permanent(reply) | Attempt::Refused(reply) | Attempt::Fatal(reply) => {
+                (ProofOutcome::Failed, reply)
+            }
         };
         ledger.log_test_send(
             &edition.issue.id,

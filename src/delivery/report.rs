@@ -18,6 +18,8 @@ pub struct Report {
     /// In flight in the running send.
     pub sending: u64,
     pub sent: u64,
+    /// Written to the outbox (no relay configured): delivered to no one yet.
+    pub outbox: u64,
     pub deferred: u64,
     pub failed: u64,
     /// Left in flight by a send that died: maybe delivered, maybe not.
@@ -25,7 +27,8 @@ pub struct Report {
     pub skipped: u64,
     pub failures: Vec<Problem>,
     pub deferrals: Vec<Problem>,
-    pub uncertain_recipients: Vec<String>,
+    /// With why each is uncertain, when known (no answer after the final dot, say).
+    pub uncertain_recipients: Vec<Problem>,
 }
 
 /// A recipient who does not have the issue, and the relay's last word on it.
@@ -60,11 +63,7 @@ impl Report {
         let uncertain_recipients = if running {
             Vec::new()
         } else {
-            ledger
-                .rows_in(issue, State::Sending)?
-                .into_iter()
-                .map(|row| row.address)
-                .collect()
+            problems(State::Sending)?
         };
         Ok(Report {
             issue: issue.to_string(),
@@ -72,6 +71,7 @@ impl Report {
             pending: counts.pending,
             sending: if running { counts.sending } else { 0 },
             sent: counts.sent,
+            outbox: counts.outbox,
             deferred: counts.deferred,
             failed: counts.failed,
             uncertain: if running { 0 } else { counts.sending },

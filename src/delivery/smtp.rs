@@ -50,6 +50,22 @@ pub enum SmtpError {
     /// The relay said no: a 4xx or 5xx, at the step named.
     #[error("{0}")]
     Rejected(Reply, Step),
+    /// No answer within the time allowed, at the step named (before the message was whole).
+    #[error("no answer from the relay within {seconds}s ({step})")]
+    Timeout { step: Step, seconds: u64 },
+    /// The whole message, final dot included, was written and then the relay's answer never
+    /// came (a timeout, a dropped line): it may have the message (RFC 1047), so it must not
+    /// be sent again without asking.
+    #[error(
+        "the message was handed over but the relay's answer never came ({0}); it may have been delivered"
+    )]
+    Unconfirmed(String),
+    /// The envelope has an address with a non-ASCII local part, and the relay does not
+    /// offer SMTPUTF8 (RFC 6531), without which it cannot be sent.
+    #[error(
+        "`{0}` has a non-ASCII local part and the relay does not offer SMTPUTF8 (RFC 6531), so it cannot be sent there"
+    )]
+    NeedsSmtpUtf8(String),
     #[error("cannot connect to {host}:{port}: {source}")]
     Connect {
         host: String,
@@ -71,15 +87,57 @@ pub enum SmtpError {
     Protocol(String),
 }
 
-/// Where in the conversation a reply came, to tell the relay's refusal of a password from
-/// its refusal of a recipient.
+/// Where in the conversation a reply came: a refusal of the session (its greeting, EHLO,
+/// STARTTLS, AUTH, MAIL FROM) is about the sender and stops a run; one of RCPT is about one
+/// reader; one of DATA or the final dot is about the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Greeting,
     Hello,
     StartTls,
     Auth,
-    Transaction,
+    Mail,
+    Rcpt,
+    Data,
+    /// The reply to the final dot: whether the relay took the message.
+    DataEnd,
+    /// NOOP, RSET, QUIT: keeping the session in order.
+    Housekeeping,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Greeting => "the greeting",
+            Step::Hello => "EHLO",
+            Step::StartTls => "STARTTLS",
+            Step::Auth => "AUTH",
+            Step::Mail => "MAIL FROM",
+            Step::Rcpt => "RCPT TO",
+            Step::Data => "DATA",
+            Step::DataEnd => "the end of the message",
+            Step::Housekeeping => "RSET",
+        })
+    }
+}
+
+/// How long each step may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting, and each command's reply.
+    pub command: std::time::Duration,
+    /// The reply to the final dot: RFC 5321 4.5.3.2.6 recommends 10 minutes, since the relay
+    /// may be scanning the message, and giving up early risks sending it twice.
+    pub final_reply: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            command: std::time::Duration::from_secs(60),
+            final_reply: std::time::Duration::from_secs(600),
+        }
+    }
 }
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -94,27 +152,47 @@ pub struct Session {
     stream: BufReader<Box<dyn Stream>>,
     pipelining: bool,
     eight_bit: bool,
+    smtputf8: bool,
+    timeouts: Timeouts,
 }
 
 impl Session {
     /// Connects and gets the session ready for transactions: TLS as the URL says, then AUTH
-    /// when it has credentials.
+    /// when it has credentials. Default timeouts.
     pub async fn open(
         url: &SmtpUrl,
         hello: &str,
         tls_settings: &TlsSettings,
     ) -> Result<Session, SmtpError> {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|source| SmtpError::Connect {
+        Session::open_with(url, hello, tls_settings, Timeouts::default()).await
+    }
+
+    /// `open`, with each step bounded by `timeouts`.
+    pub async fn open_with(
+        url: &SmtpUrl,
+        hello: &str,
+        tls_settings: &TlsSettings,
+        timeouts: Timeouts,
+    ) -> Result<Session, SmtpError> {
+        let connect = TcpStream::connect((url.host.as_str(), url.port));
+        let tcp = match tokio::time::timeout(timeouts.command, connect).await {
+            Ok(connected) => connected.map_err(|source| SmtpError::Connect {
                 host: url.host.clone(),
                 port: url.port,
                 source,
-            })?;
+            })?,
+            Err(_) => {
+                return Err(SmtpError::Connect {
+                    host: url.host.clone(),
+                    port: url.port,
+                    source: std::io::ErrorKind::TimedOut.into(),
+                });
+            }
+        };
         // Without it, each message's final line waits for the relay's delayed ACK.
         tcp.set_nodelay(true)?;
         let stream: Box<dyn Stream> = if url.security == Security::Implicit {
-            Box::new(tls(tls_settings, &url.host, tcp).await?)
+            Box::new(bounded(timeouts, Step::Greeting, tls(tls_settings, &url.host, tcp)).await?)
         } else {
             Box::new(tcp)
         };
@@ -122,6 +200,8 @@ impl Session {
             stream: BufReader::new(stream),
             pipelining: false,
             eight_bit: false,
+            smtputf8: false,
+            timeouts,
         };
         session.expect(Step::Greeting).await?;
         let mut extensions = session.hello(hello).await?;
@@ -140,10 +220,18 @@ impl Session {
             // Anything the relay sent after its reply would be an injection; there is none to
             // keep, as the buffer is empty at a reply boundary.
             let plain = stream.into_inner();
+            let secured = bounded(
+                timeouts,
+                Step::StartTls,
+                tls(tls_settings, &url.host, plain),
+            )
+            .await?;
             session = Session {
-                stream: BufReader::new(Box::new(tls(tls_settings, &url.host, plain).await?)),
+                stream: BufReader::new(Box::new(secured)),
                 pipelining: false,
                 eight_bit: false,
+                smtputf8: false,
+                timeouts,
             };
             extensions = session.hello(hello).await?;
         }
@@ -153,6 +241,9 @@ impl Session {
         session.eight_bit = extensions
             .iter()
             .any(|line| line.eq_ignore_ascii_case("8BITMIME"));
+        session.smtputf8 = extensions
+            .iter()
+            .any(|line| line.eq_ignore_ascii_case("SMTPUTF8"));
         if let Some((user, password)) = url.credentials() {
             session.authenticate(&extensions, &user, &password).await?;
         }
@@ -162,7 +253,7 @@ impl Session {
     /// EHLO, falling back to HELO for an old relay; returns the extensions offered.
     async fn hello(&mut self, hello: &str) -> Result<Vec<String>, SmtpError> {
         self.write(format!("EHLO {hello}\r\n").as_bytes()).await?;
-        let reply = self.read_reply().await?;
+        let reply = self.read_reply(Step::Hello).await?;
         if reply.is_positive() {
             return Ok(reply
                 .text
@@ -218,14 +309,23 @@ impl Session {
     }
 
     /// One message to one recipient. The message must end with CRLF. A refusal leaves the
-    /// session ready for the next message; an I/O error leaves it unusable.
+    /// session ready for the next message; any other error leaves it unusable. Envelope
+    /// addresses must be in the form to send (domains in ASCII); one with a non-ASCII local
+    /// part goes with SMTPUTF8, or not at all.
     pub async fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<Reply, SmtpError> {
-        let body = if self.eight_bit && !message.is_ascii() {
-            " BODY=8BITMIME"
-        } else {
-            ""
-        };
-        let mail = format!("MAIL FROM:<{from}>{body}\r\n");
+        let international = !from.is_ascii() || !to.is_ascii();
+        if international && !self.smtputf8 {
+            let address = if to.is_ascii() { from } else { to };
+            return Err(SmtpError::NeedsSmtpUtf8(address.to_string()));
+        }
+        let mut parameters = String::new();
+        if self.eight_bit && !message.is_ascii() {
+            parameters.push_str(" BODY=8BITMIME");
+        }
+        if international {
+            parameters.push_str(" SMTPUTF8");
+        }
+        let mail = format!("MAIL FROM:<{from}>{parameters}\r\n");
         let rcpt = format!("RCPT TO:<{to}>\r\n");
         if self.pipelining {
             // RFC 2920: MAIL, RCPT and DATA in one go, then their three replies in order.
@@ -234,66 +334,69 @@ impl Session {
             batch.extend_from_slice(rcpt.as_bytes());
             batch.extend_from_slice(b"DATA\r\n");
             self.write(&batch).await?;
-            let mail_reply = self.read_reply().await?;
-            let rcpt_reply = self.read_reply().await?;
-            let data_reply = self.read_reply().await?;
+            let mail_reply = self.read_reply(Step::Mail).await?;
+            let rcpt_reply = self.read_reply(Step::Rcpt).await?;
+            let data_reply = self.read_reply(Step::Data).await?;
             if data_reply.code == 354 && !(mail_reply.is_positive() && rcpt_reply.is_positive()) {
                 // A relay that takes DATA with no valid recipient gets an empty message, which
                 // goes nowhere, to end the transaction.
                 self.write(b".\r\n").await?;
-                self.read_reply().await?;
+                self.read_reply(Step::Housekeeping).await?;
             }
-            for reply in [mail_reply, rcpt_reply] {
+            for (reply, step) in [(mail_reply, Step::Mail), (rcpt_reply, Step::Rcpt)] {
                 if !reply.is_positive() {
                     self.reset().await?;
-                    return Err(SmtpError::Rejected(reply, Step::Transaction));
+                    return Err(SmtpError::Rejected(reply, step));
                 }
             }
             if data_reply.code != 354 {
                 self.reset().await?;
-                return Err(SmtpError::Rejected(data_reply, Step::Transaction));
+                return Err(SmtpError::Rejected(data_reply, Step::Data));
             }
         } else {
-            for command in [mail.as_bytes(), rcpt.as_bytes()] {
-                if let Err(error) = self.command(command, Step::Transaction).await {
-                    self.reset().await?;
+            for (command, step) in [(mail.as_bytes(), Step::Mail), (rcpt.as_bytes(), Step::Rcpt)] {
+                if let Err(error) = self.command(command, step).await {
+                    if matches!(error, SmtpError::Rejected(..)) {
+                        self.reset().await?;
+                    }
                     return Err(error);
                 }
             }
             self.write(b"DATA\r\n").await?;
-            let reply = self.read_reply().await?;
+            let reply = self.read_reply(Step::Data).await?;
             if reply.code != 354 {
                 self.reset().await?;
-                return Err(SmtpError::Rejected(reply, Step::Transaction));
+                return Err(SmtpError::Rejected(reply, Step::Data));
             }
         }
         self.write_data(message).await?;
-        let reply = self.read_reply().await?;
-        if reply.is_positive() {
-            Ok(reply)
-        } else {
-            Err(SmtpError::Rejected(reply, Step::Transaction))
+        // From the final dot on, the relay may have the message: a missing answer is not a
+        // refusal, and the message must not be sent again without asking.
+        match self.read_reply(Step::DataEnd).await {
+            Ok(reply) if reply.is_positive() => Ok(reply),
+            Ok(reply) => Err(SmtpError::Rejected(reply, Step::DataEnd)),
+            Err(error) => Err(SmtpError::Unconfirmed(error.to_string())),
         }
     }
 
     /// Whether the session still answers, for one that sat idle.
     pub async fn is_alive(&mut self) -> bool {
-        self.command(b"NOOP\r\n", Step::Transaction).await.is_ok()
+        self.command(b"NOOP\r\n", Step::Housekeeping).await.is_ok()
     }
 
     pub async fn quit(mut self) {
         let _ = self.write(b"QUIT\r\n").await;
-        let _ = self.read_reply().await;
+        let _ = self.read_reply(Step::Housekeeping).await;
     }
 
     async fn reset(&mut self) -> Result<(), SmtpError> {
-        self.command(b"RSET\r\n", Step::Transaction)
+        self.command(b"RSET\r\n", Step::Housekeeping)
             .await
             .map(|_| ())
     }
 
     async fn expect(&mut self, step: Step) -> Result<Reply, SmtpError> {
-        let reply = self.read_reply().await?;
+        let reply = self.read_reply(step).await?;
         if reply.is_positive() {
             Ok(reply)
         } else {
@@ -306,18 +409,76 @@ impl Session {
         self.expect(step).await
     }
 
+    /// Writes and flushes, within the command timeout: a relay that stops reading must not
+    /// hold a connection forever.
     async fn write(&mut self, bytes: &[u8]) -> Result<(), SmtpError> {
+        let timeouts = self.timeouts;
         let stream = self.stream.get_mut();
-        stream.write_all(bytes).await?;
-        stream.flush().await?;
-        Ok(())
+        bounded(timeouts, Step::Housekeeping, async {
+            stream.write_all(bytes).await?;
+            stream.flush().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The message with dot-stuffing (RFC 5321 4.5.2) and the final `.`, in as few writes as
     /// its lines allow: letterpress's messages never start a line with a dot, so one write
-    /// and the terminator.
+    /// and the terminator. A failure while writing the terminator leaves the message's fate
+    /// unknown (some of it may have gone), so it is `Unconfirmed`.
     async fn write_data(&mut self, message: &[u8]) -> Result<(), SmtpError> {
+        let timeouts = self.timeouts;
         let stream = self.stream.get_mut();
+        bounded(timeouts, Step::Data, write_stuffed(stream, message)).await?;
+        let terminator: &[u8] = if message.ends_with(b"\r\n") {
+            b".\r\n"
+        } else {
+            b"\r\n.\r\n"
+        };
+        bounded(timeouts, Step::DataEnd, async {
+            stream.write_all(terminator).await?;
+            stream.flush().await?;
+            Ok(())
+        })
+        .await
+        .map_err(|error| SmtpError::Unconfirmed(error.to_string()))
+    }
+
+    /// One reply, however many lines, within the step's time: the final dot's reply may take
+    /// minutes (the relay scans the message), every other one a command timeout.
+    async fn read_reply(&mut self, step: Step) -> Result<Reply, SmtpError> {
+        let limit = if step == Step::DataEnd {
+            self.timeouts.final_reply
+        } else {
+            self.timeouts.command
+        };
+        match tokio::time::timeout(limit, read_reply(&mut self.stream)).await {
+            Ok(reply) => reply,
+            Err(_) => Err(SmtpError::Timeout {
+                step,
+                seconds: limit.as_secs(),
+            }),
+        }
+    }
+}
+
+/// `work`, or a timeout error if it takes longer than a command may.
+async fn bounded<T>(
+    timeouts: Timeouts,
+    step: Step,
+    work: impl std::future::Future<Output = Result<T, SmtpError>>,
+) -> Result<T, SmtpError> {
+    tokio::time::timeout(timeouts.command, work)
+        .await
+        .unwrap_or(Err(SmtpError::Timeout {
+            step,
+            seconds: timeouts.command.as_secs(),
+        }))
+}
+
+/// The message with every line that starts with a dot stuffed, without the terminator.
+async fn write_stuffed(stream: &mut Box<dyn Stream>, message: &[u8]) -> Result<(), SmtpError> {
+    {
         let mut start = 0;
         if message.first() == Some(&b'.') {
             stream.write_all(b".").await?;
@@ -328,18 +489,13 @@ impl Session {
             start = dot + 1;
         }
         stream.write_all(&message[start..]).await?;
-        let terminator: &[u8] = if message.ends_with(b"\r\n") {
-            b".\r\n"
-        } else {
-            b"\r\n.\r\n"
-        };
-        stream.write_all(terminator).await?;
-        stream.flush().await?;
         Ok(())
     }
+}
 
-    /// One reply, however many lines: `250-first`, `250-second`, `250 last`.
-    async fn read_reply(&mut self) -> Result<Reply, SmtpError> {
+/// One reply, however many lines: `250-first`, `250-second`, `250 last`.
+async fn read_reply(stream: &mut BufReader<Box<dyn Stream>>) -> Result<Reply, SmtpError> {
+    {
         let mut text = String::new();
         let mut line = Vec::with_capacity(128);
         for count in 0.. {
@@ -349,7 +505,7 @@ impl Session {
                 )));
             }
             line.clear();
-            let read = (&mut self.stream)
+            let read = (&mut *stream)
                 .take(MAX_LINE as u64)
                 .read_until(b'\n', &mut line)
                 .await?;

@@ -1,8 +1,10 @@
 //! `LETTERPRESS_SMTP_URL`: where mail goes, parsed into settings that cannot leak a password.
 //!
-//! `smtp://host:25`, `smtp://host:587?tls=required` (STARTTLS, refused without it),
-//! `smtps://user:pass@host:465` (TLS from the first byte). Credentials only ever travel over
-//! TLS, except to a relay on this machine's loopback.
+//! `smtp://host:25` (STARTTLS whenever the relay offers it, the certificate verified),
+//! `smtp://host:587?tls=required` (STARTTLS, refused without it), `smtps://user:pass@host:465`
+//! (TLS from the first byte), `?tls=none` (plaintext, for a relay on loopback), and
+//! `?ehlo=mail.example.com` for the name we greet the relay with. Credentials only ever
+//! travel over TLS, except to a relay on this machine's loopback.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -17,8 +19,11 @@ pub enum Security {
     Implicit,
     /// STARTTLS, and the send fails if the server does not offer it.
     Required,
-    /// STARTTLS when offered, plaintext otherwise: an attacker can strip the offer.
+    /// STARTTLS when offered (the certificate verified as for `Required`), plaintext only
+    /// when the relay does not offer it: the default, since most relays do. An attacker on
+    /// the path can strip the offer, which is why a password needs `Required`.
     Opportunistic,
+    /// Plaintext, asked for explicitly (`?tls=none`): a relay on loopback, tests.
     None,
 }
 
@@ -29,6 +34,8 @@ pub struct SmtpUrl {
     pub security: Security,
     pub username: Option<String>,
     password: Option<String>,
+    /// The name to give in EHLO (`?ehlo=`), instead of the one worked out for this machine.
+    pub ehlo: Option<String>,
 }
 
 /// Never shows the password, whatever formats it.
@@ -54,11 +61,19 @@ impl fmt::Display for SmtpUrl {
             write!(f, "@")?;
         }
         write!(f, "{}:{}", self.host, self.port)?;
+        let mut parameters = Vec::new();
         match self.security {
-            Security::Required => write!(f, "?tls=required"),
-            Security::Opportunistic => write!(f, "?tls=opportunistic"),
-            Security::Implicit | Security::None => Ok(()),
+            Security::Required => parameters.push("tls=required".to_string()),
+            Security::None => parameters.push("tls=none".to_string()),
+            Security::Implicit | Security::Opportunistic => {}
         }
+        if let Some(ehlo) = &self.ehlo {
+            parameters.push(format!("ehlo={ehlo}"));
+        }
+        if !parameters.is_empty() {
+            write!(f, "?{}", parameters.join("&"))?;
+        }
+        Ok(())
     }
 }
 
@@ -73,9 +88,13 @@ pub enum SmtpUrlError {
     #[error("{SMTP_URL_ENV} has no host")]
     NoHost,
     #[error(
-        "{SMTP_URL_ENV}: unknown setting `{0}`; the only one is tls=required, tls=opportunistic or tls=none"
+        "{SMTP_URL_ENV}: unknown setting `{0}`; the settings are tls=required, tls=opportunistic (the default), tls=none and ehlo=NAME"
     )]
     Parameter(String),
+    #[error(
+        "{SMTP_URL_ENV}: ehlo=`{0}` is not a host name; write the relay-facing name of this machine, like ehlo=mail.example.com"
+    )]
+    Ehlo(String),
     #[error(
         "refusing to send the password for `{user}` unencrypted to {host}: use smtps:// or add ?tls=required (plaintext AUTH is only allowed to a relay on loopback)"
     )]
@@ -100,15 +119,18 @@ impl SmtpUrl {
         let mut security = if implicit {
             Security::Implicit
         } else {
-            Security::None
+            Security::Opportunistic
         };
+        let mut ehlo = None;
         for (key, value) in url.query_pairs() {
-            security = match (key.as_ref(), value.as_ref(), implicit) {
-                ("tls", "required", false) => Security::Required,
-                ("tls", "opportunistic", false) => Security::Opportunistic,
-                ("tls", "none", false) => Security::None,
+            match (key.as_ref(), value.as_ref(), implicit) {
+                ("tls", "required", false) => security = Security::Required,
+                ("tls", "opportunistic", false) => security = Security::Opportunistic,
+                ("tls", "none", false) => security = Security::None,
+                ("ehlo", name, _) if is_host_name(name) => ehlo = Some(name.to_string()),
+                ("ehlo", name, _) => return Err(SmtpUrlError::Ehlo(name.to_string())),
                 _ => return Err(SmtpUrlError::Parameter(format!("{key}={value}"))),
-            };
+            }
         }
         let username = (!url.username().is_empty()).then(|| percent_decode(url.username()));
         let password = url.password().map(percent_decode);
@@ -123,6 +145,7 @@ impl SmtpUrl {
             security,
             username,
             password,
+            ehlo,
         };
         smtp_url.check_credentials_are_protected()?;
         Ok(smtp_url)
@@ -154,6 +177,19 @@ impl SmtpUrl {
     }
 }
 
+/// A name fit for EHLO: letters, digits, hyphens and dots, as DNS names are (RFC 5321 4.1.2).
+pub fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -183,8 +219,11 @@ mod tests {
         let url = SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap();
         assert_eq!(
             (url.host.as_str(), url.port, url.security),
-            ("127.0.0.1", 2525, Security::None)
+            ("127.0.0.1", 2525, Security::Opportunistic)
         );
+        let url = SmtpUrl::parse("smtp://127.0.0.1:2525?tls=none").unwrap();
+        assert_eq!(url.security, Security::None);
+        assert_eq!(url.to_string(), "smtp://127.0.0.1:2525?tls=none");
         let url = SmtpUrl::parse("smtp://relay.example.com?tls=required").unwrap();
         assert_eq!((url.port, url.security), (587, Security::Required));
         let url = SmtpUrl::parse("smtps://user:p%40ss@smtp.example.com").unwrap();
@@ -225,6 +264,21 @@ mod tests {
         assert_eq!(
             SmtpUrl::parse("smtp://example.com?tls=maybe"),
             Err(SmtpUrlError::Parameter("tls=maybe".into()))
+        );
+        assert_eq!(
+            SmtpUrl::parse("smtp://example.com?ehlo=bad_name"),
+            Err(SmtpUrlError::Ehlo("bad_name".into()))
+        );
+    }
+
+    #[test]
+    fn the_ehlo_name_can_be_set_in_the_url() {
+        let url =
+            SmtpUrl::parse("smtp://relay.example.com?ehlo=mail.example.com&tls=required").unwrap();
+        assert_eq!(url.ehlo.as_deref(), Some("mail.example.com"));
+        assert_eq!(
+            url.to_string(),
+            "smtp://relay.example.com:587?tls=required&ehlo=mail.example.com"
         );
     }
 }

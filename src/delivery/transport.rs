@@ -1,17 +1,18 @@
 //! Where messages go: an SMTP relay through our own client (`smtp`), or the outbox folder when
-//! no relay is configured. Every attempt ends in one of four outcomes the send loop branches
-//! on.
+//! no relay is configured. Every attempt ends in one of a few outcomes the send loop branches
+//! on (`Attempt`); `classify` is where a relay's refusal is judged to be about the sender, the
+//! reader or the message.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lettre::address::Envelope;
-
-use super::smtp::{Session, SmtpError, Step, TlsSettings};
-use super::smtp_url::SmtpUrl;
+use super::smtp::{Session, SmtpError, Step, Timeouts, TlsSettings};
+use super::smtp_url::{SmtpUrl, is_host_name};
 use crate::config::Settings;
-use crate::model::newsletter::Delivery;
+use crate::ledger::Via;
+use crate::model::address::{AddressKey, EmailAddress};
+use crate::model::newsletter::Newsletter;
 use crate::state::StateDir;
 
 /// How one attempt to hand a message over ended.
@@ -19,12 +20,42 @@ use crate::state::StateDir;
 pub enum Attempt {
     /// The relay accepted it (2xx), with its reply.
     Delivered(String),
-    /// Try again later: a 4xx, a timeout, a refused or dropped connection.
+    /// Try again later: a 4xx, a timeout before the message was whole, a refused or dropped
+    /// connection.
     Transient(String),
-    /// Never try again: a 5xx about this recipient.
+    /// Never try again: a 5xx to RCPT, about this reader.
     Permanent(String),
-    /// Nothing can be sent this run (bad credentials, TLS failure): stop and say why.
+    /// A 5xx to DATA or to the final dot: the relay refused the message itself. About this
+    /// reader when it happens now and then; about the issue (content rejected as spam) when
+    /// the same refusal comes for many readers in a row, which the send loop watches for.
+    Refused(String),
+    /// The message was handed over whole and the relay's answer never came: it may have it.
+    Uncertain(String),
+    /// This reader cannot be sent to through this relay (an address it cannot carry): left
+    /// deferred with the reason, not retried this run, not failed for good.
+    Unsendable(String),
+    /// Nothing can be sent this run (the relay refuses the session, the password, the
+    /// certificate, the sender): stop and say why, and fail nobody.
     Fatal(String),
+}
+
+/// The envelope of one message, in the form it goes on the wire (domains in ASCII), and the
+/// key of its recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub from: String,
+    pub to: String,
+    pub to_key: AddressKey,
+}
+
+impl Envelope {
+    pub fn new(from: &EmailAddress, to: &EmailAddress) -> Envelope {
+        Envelope {
+            from: from.envelope_form(),
+            to: to.envelope_form(),
+            to_key: to.key(),
+        }
+    }
 }
 
 pub enum Transport {
@@ -67,21 +98,29 @@ impl Destination {
 }
 
 impl Transport {
-    /// A transport to `destination`; the outbox is the folder `outbox` under
-    /// `.letterpress/outbox/`.
+    /// A transport to `destination` for the newsletter's mail (its delivery settings, and
+    /// its From domain to name us in EHLO when this machine has no fully qualified name);
+    /// the outbox is the folder `outbox` under `.letterpress/outbox/`.
     pub fn open(
         destination: &Destination,
         state: &StateDir,
-        delivery: &Delivery,
+        newsletter: &Newsletter,
         outbox: &str,
     ) -> anyhow::Result<Transport> {
+        let delivery = &newsletter.delivery;
+        let sender_domain = newsletter.from.address.domain();
         match destination {
             Destination::Relay(url, tls) => {
-                let timeout = Duration::from_secs(u64::from(delivery.timeout_seconds));
+                let timeouts = Timeouts {
+                    command: Duration::from_secs(u64::from(delivery.timeout_seconds)),
+                    final_reply: Duration::from_secs(u64::from(delivery.final_reply_seconds)),
+                };
+                let hello = hello_name(url, machine_name().as_deref(), sender_domain);
                 Ok(Transport::Smtp(SmtpRelay::new(
                     url.clone(),
-                    timeout,
+                    timeouts,
                     tls.clone(),
+                    hello,
                 )))
             }
             Destination::Outbox => {
@@ -91,6 +130,14 @@ impl Transport {
                     .map_err(|error| anyhow::anyhow!("cannot create the outbox folder: {error}"))?;
                 Ok(Transport::Outbox(outbox))
             }
+        }
+    }
+
+    /// Where a message accepted by this transport went, as the ledger records it.
+    pub fn via(&self) -> Via {
+        match self {
+            Transport::Smtp(_) => Via::Relay,
+            Transport::Outbox(_) => Via::Outbox,
         }
     }
 
@@ -119,7 +166,7 @@ impl Transport {
 /// An SMTP relay, over up to `delivery.concurrency` sessions kept open and reused.
 pub struct SmtpRelay {
     url: SmtpUrl,
-    timeout: Duration,
+    timeouts: Timeouts,
     tls: TlsSettings,
     hello: String,
     idle: Mutex<Vec<IdleSession>>,
@@ -135,49 +182,35 @@ struct IdleSession {
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 impl SmtpRelay {
-    pub fn new(url: SmtpUrl, timeout: Duration, tls: TlsSettings) -> SmtpRelay {
+    pub fn new(url: SmtpUrl, timeouts: Timeouts, tls: TlsSettings, hello: String) -> SmtpRelay {
         SmtpRelay {
             url,
-            timeout,
+            timeouts,
             tls,
-            hello: hello_name(),
+            hello,
             idle: Mutex::new(Vec::new()),
         }
     }
 
-    /// One attempt, bounded by the timeout from connecting to the relay's last reply. A
-    /// session that timed out or broke is dropped, never reused.
+    /// One attempt, each step bounded by its timeout. A session that timed out or broke is
+    /// dropped, never reused.
     async fn send(&self, envelope: &Envelope, message: &[u8]) -> Attempt {
         let mut session = match self.take_session().await {
             Ok(session) => session,
             Err(attempt) => return attempt,
         };
-        let from = envelope.from().map(ToString::to_string).unwrap_or_default();
-        let to = envelope
-            .to()
-            .first()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        match tokio::time::timeout(self.timeout, session.send(&from, &to, message)).await {
-            Ok(Ok(reply)) => {
+        match session.send(&envelope.from, &envelope.to, message).await {
+            Ok(reply) => {
                 self.put_back(session);
                 Attempt::Delivered(reply.to_string())
             }
-            Ok(Err(error)) => {
-                if matches!(error, SmtpError::Rejected(..)) {
+            Err(error) => {
+                if matches!(error, SmtpError::Rejected(..) | SmtpError::NeedsSmtpUtf8(_)) {
                     self.put_back(session);
                 }
                 classify(error)
             }
-            Err(_) => Attempt::Transient(self.timed_out()),
         }
-    }
-
-    fn timed_out(&self) -> String {
-        format!(
-            "timed out after {}s waiting for the relay",
-            self.timeout.as_secs_f64()
-        )
     }
 
     /// An idle session that still answers, or a new one.
@@ -194,20 +227,13 @@ impl SmtpRelay {
             if since.elapsed() < CHECK_AFTER_IDLE {
                 return Ok(session);
             }
-            if let Ok(true) = tokio::time::timeout(self.timeout, session.is_alive()).await {
+            if session.is_alive().await {
                 return Ok(session);
             }
         }
-        match tokio::time::timeout(
-            self.timeout,
-            Session::open(&self.url, &self.hello, &self.tls),
-        )
-        .await
-        {
-            Ok(Ok(session)) => Ok(session),
-            Ok(Err(error)) => Err(classify(error)),
-            Err(_) => Err(Attempt::Transient(self.timed_out())),
-        }
+        Session::open_with(&self.url, &self.hello, &self.tls, self.timeouts)
+            .await
+            .map_err(classify)
     }
 
     fn put_back(&self, session: Session) {
@@ -233,38 +259,97 @@ impl SmtpRelay {
     }
 }
 
-/// The name this machine gives in EHLO: its hostname when it has a usable one.
-fn hello_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_string())
-        .filter(|name| {
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        })
-        .unwrap_or_else(|| "[127.0.0.1]".to_string())
+/// The name we greet a relay with (EHLO): `?ehlo=` in the URL, else this machine's fully
+/// qualified name, else the From address's domain. Relays that check
+/// (`reject_non_fqdn_helo_hostname`) refuse a bare host name like `vm`.
+pub fn hello_name(url: &SmtpUrl, machine: Option<&str>, sender_domain: &str) -> String {
+    if let Some(name) = &url.ehlo {
+        return name.clone();
+    }
+    let fully_qualified =
+        |name: &&str| is_host_name(name) && name.contains('.') && !name.ends_with(".localdomain");
+    if let Some(name) = machine.filter(fully_qualified) {
+        return name.to_string();
+    }
+    let domain = idna::domain_to_ascii(sender_domain).unwrap_or_default();
+    if is_host_name(&domain) {
+        domain
+    } else {
+        "[127.0.0.1]".to_string()
+    }
+}
+
+/// This machine's fully qualified name, as `hostname -f` finds it: the kernel's host name,
+/// and if that has no dot, the canonical name the resolver gives it.
+fn machine_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    if name.contains('.') {
+        return Some(name.to_string());
+    }
+    canonical_name(name)
+}
+
+fn canonical_name(host: &str) -> Option<String> {
+    let host = std::ffi::CString::new(host).ok()?;
+    // SAFETY: getaddrinfo gets a NUL-terminated name and valid hints, and its result is freed
+    // with freeaddrinfo exactly once; ai_canonname is a NUL-terminated string while it lives.
+    unsafe {
+        let mut hints: libc::addrinfo = std::mem::zeroed();
+        hints.ai_flags = libc::AI_CANONNAME;
+        hints.ai_family = libc::AF_UNSPEC;
+        let mut result: *mut libc::addrinfo = std::ptr::null_mut();
+        if libc::getaddrinfo(host.as_ptr(), std::ptr::null(), &hints, &mut result) != 0 {
+            return None;
+        }
+        let name = if result.is_null() || (*result).ai_canonname.is_null() {
+            None
+        } else {
+            std::ffi::CStr::from_ptr((*result).ai_canonname)
+                .to_str()
+                .ok()
+                .map(str::to_string)
+        };
+        libc::freeaddrinfo(result);
+        name
+    }
 }
 
 /// Sorts a failure into what the send loop does next.
-fn classify(error: SmtpError) -> Attempt {
+pub fn classify(error: SmtpError) -> Attempt {
     let reason = error.to_string();
     match error {
-        // A refused password, a missing STARTTLS or AUTH, a certificate that does not verify:
-        // the same for every message, so the run stops instead of failing the whole list.
-        SmtpError::Rejected(_, Step::Auth) | SmtpError::NoStartTls | SmtpError::NoAuth => {
-            Attempt::Fatal(reason)
+        SmtpError::Rejected(reply, step) => {
+            if reply.is_transient() {
+                return Attempt::Transient(reason);
+            }
+            match step {
+                // 530: authentication required, whatever the command it answered.
+                _ if reply.code == 530 => Attempt::Fatal(reason),
+                // The relay refuses the session or the sender: the same for every message,
+                // so the run stops instead of failing the whole list.
+                Step::Greeting | Step::Hello | Step::StartTls | Step::Auth | Step::Mail => {
+                    Attempt::Fatal(reason)
+                }
+                Step::Rcpt if refuses_the_session(&reply) => Attempt::Fatal(reason),
+                Step::Rcpt => Attempt::Permanent(reason),
+                Step::Data | Step::DataEnd => Attempt::Refused(reason),
+                Step::Housekeeping => Attempt::Transient(reason),
+            }
         }
+        // A missing STARTTLS or AUTH, a certificate that does not verify: stop.
+        SmtpError::NoStartTls | SmtpError::NoAuth => Attempt::Fatal(reason),
         SmtpError::Tls { ref source, .. } if source.kind() == std::io::ErrorKind::InvalidData => {
             Attempt::Fatal(reason)
         }
-        SmtpError::Rejected(reply, _) if reply.is_transient() => Attempt::Transient(reason),
-        SmtpError::Rejected(..) => Attempt::Permanent(reason),
-        // Refused, reset or dropped connections, garbled replies: worth another try.
+        SmtpError::Unconfirmed(_) => Attempt::Uncertain(reason),
+        SmtpError::NeedsSmtpUtf8(_) => Attempt::Unsendable(reason),
+        // Refused, reset or dropped connections, timeouts before the message was whole,
+        // garbled replies: worth another try.
         SmtpError::Connect { .. }
         | SmtpError::Io(_)
         | SmtpError::Tls { .. }
+        | SmtpError::Timeout { .. }
         | SmtpError::Protocol(_) => Attempt::Transient(reason),
     }
 }
@@ -278,7 +363,7 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(dir: PathBuf, display_dir: String) -> std::io::Result<Outbox> {
-        std::fs::create_dir_all(&dir)?;
+        crate::state::create_private_dir(&dir)?;
         Ok(Outbox { dir, display_dir })
     }
 
@@ -292,27 +377,154 @@ impl Outbox {
     }
 
     fn write(&self, envelope: &Envelope, message: &[u8]) -> Attempt {
-        let recipient = envelope
-            .to()
-            .first()
-            .map(|address| address.to_string().to_lowercase())
-            .unwrap_or_default();
-        let name: String = recipient
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "@._-+".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = self.dir.join(format!("{name}.eml"));
-        let partial = self.dir.join(format!(".{name}.eml.partial"));
+        let name = outbox_file_name(&envelope.to_key);
+        let path = self.dir.join(&name);
+        let partial = self.dir.join(format!(".{name}.partial"));
         // Written aside and renamed, so a crash never leaves half a message in the outbox.
-        match std::fs::write(&partial, message).and_then(|()| std::fs::rename(&partial, &path)) {
-            Ok(()) => Attempt::Delivered(format!("written to {}/{name}.eml", self.display_dir)),
+        match write_private(&partial, message).and_then(|()| std::fs::rename(&partial, &path)) {
+            Ok(()) => Attempt::Delivered(format!("written to {}/{name}", self.display_dir)),
             Err(error) => Attempt::Fatal(format!("cannot write {}: {error}", path.display())),
         }
+    }
+}
+
+/// A refusal that answers RCPT but is about us, not the reader: Postfix, by default, waits
+/// until RCPT to apply its client, HELO and sender restrictions (`smtpd_delay_reject`), so
+/// "504 5.5.2 <vm>: Helo command rejected" arrives there, and would fail every reader.
+fn refuses_the_session(reply: &super::smtp::Reply) -> bool {
+    const ABOUT_US: [&str; 5] = [
+        "helo command rejected",
+        "sender address rejected",
+        "client host rejected",
+        "relay access denied",
+        "authentication required",
+    ];
+    let text = reply.text.to_lowercase();
+    reply.code == 504
+        || text.starts_with("5.5.2")
+        || ABOUT_US.iter().any(|phrase| text.contains(phrase))
+}
+
+/// The file a reader's message goes to: their address, with every byte that is not a
+/// letter, digit or one of `@._-+` percent-encoded (`%` included), so two addresses never
+/// share a file (`josé@` and `josè@` once both became `jos_@`).
+pub fn outbox_file_name(key: &AddressKey) -> String {
+    let mut name = String::with_capacity(key.as_str().len() + 4);
+    for byte in key.as_str().bytes() {
+        if byte.is_ascii_alphanumeric() || b"@._-+".contains(&byte) {
+            name.push(char::from(byte));
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    // A name starting with a dot would be hidden, like the partial files.
+    if name.starts_with('.') {
+        name.replace_range(..1, "%2E");
+    }
+    name.push_str(".eml");
+    name
+}
+
+/// Writes a file only its owner can read: messages hold addresses and unsubscribe tokens.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_names_are_one_per_reader_and_readable() {
+        let name = |address: &str| outbox_file_name(&AddressKey::of(address).unwrap());
+        assert_eq!(name("ada@example.com"), "ada@example.com.eml");
+        let names: std::collections::HashSet<String> = [
+            "josé@example.com",
+            "josè@example.com",
+            "ü@example.com",
+            "é@example.com",
+            "_@example.com",
+            "%C3%A9@example.com",
+        ]
+        .into_iter()
+        .map(name)
+        .collect();
+        assert_eq!(names.len(), 6, "{names:?}");
+        assert!(names.contains("jos%C3%A9@example.com.eml"));
+    }
+
+    #[test]
+    fn ehlo_is_the_urls_name_then_the_machines_fqdn_then_the_senders_domain() {
+        let url = SmtpUrl::parse("smtp://relay.example.com").unwrap();
+        assert_eq!(hello_name(&url, Some("vm"), "example.com"), "example.com");
+        assert_eq!(
+            hello_name(&url, Some("mail.example.org"), "example.com"),
+            "mail.example.org"
+        );
+        assert_eq!(
+            hello_name(&url, Some("vm.localdomain"), "bücher.example"),
+            "xn--bcher-kva.example"
+        );
+        let url = SmtpUrl::parse("smtp://relay.example.com?ehlo=out.example.net").unwrap();
+        assert_eq!(
+            hello_name(&url, Some("mail.example.org"), "example.com"),
+            "out.example.net"
+        );
+    }
+
+    #[test]
+    fn refusals_of_the_session_stop_the_run_and_of_a_reader_fail_only_them() {
+        use super::super::smtp::Reply;
+        let rejected = |code, step| {
+            classify(SmtpError::Rejected(
+                Reply {
+                    code,
+                    text: "no".into(),
+                },
+                step,
+            ))
+        };
+        for step in [
+            Step::Greeting,
+            Step::Hello,
+            Step::StartTls,
+            Step::Auth,
+            Step::Mail,
+        ] {
+            assert!(matches!(rejected(554, step), Attempt::Fatal(_)), "{step:?}");
+            assert!(
+                matches!(rejected(421, step), Attempt::Transient(_)),
+                "{step:?}"
+            );
+        }
+        assert!(matches!(rejected(550, Step::Rcpt), Attempt::Permanent(_)));
+        let postfix_helo = classify(SmtpError::Rejected(
+            Reply {
+                code: 504,
+                text: "5.5.2 <vm>: Helo command rejected: need fully-qualified hostname".into(),
+            },
+            Step::Rcpt,
+        ));
+        assert!(matches!(postfix_helo, Attempt::Fatal(_)));
+        let relay_denied = classify(SmtpError::Rejected(
+            Reply {
+                code: 554,
+                text: "5.7.1 <a@example.org>: Relay access denied".into(),
+            },
+            Step::Rcpt,
+        ));
+        assert!(matches!(relay_denied, Attempt::Fatal(_)));
+        assert!(matches!(rejected(530, Step::Rcpt), Attempt::Fatal(_)));
+        assert!(matches!(rejected(554, Step::Data), Attempt::Refused(_)));
+        assert!(matches!(rejected(554, Step::DataEnd), Attempt::Refused(_)));
+        assert!(matches!(
+            classify(SmtpError::Unconfirmed("timed out".into())),
+            Attempt::Uncertain(_)
+        ));
     }
 }

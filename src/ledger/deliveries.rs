@@ -49,6 +49,23 @@ impl State {
     }
 }
 
+/// Where an accepted message went. A copy written to the outbox (no relay configured) has
+/// reached no one: a later send through a relay still delivers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Via {
+    Relay,
+    Outbox,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Relay => "relay",
+            Via::Outbox => "outbox",
+        }
+    }
+}
+
 /// A recipient of an issue as the ledger knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
@@ -73,7 +90,11 @@ pub struct Outcome {
 pub struct Counts {
     pub pending: u64,
     pub sending: u64,
+    /// Accepted by a relay.
     pub sent: u64,
+    /// Written to the outbox: sent as far as a send to the outbox goes, but delivered to no
+    /// one.
+    pub outbox: u64,
     pub deferred: u64,
     pub failed: u64,
     pub skipped: u64,
@@ -81,13 +102,20 @@ pub struct Counts {
 
 impl Counts {
     pub fn total(&self) -> u64 {
-        self.pending + self.sending + self.sent + self.deferred + self.failed + self.skipped
+        self.pending
+            + self.sending
+            + self.sent
+            + self.outbox
+            + self.deferred
+            + self.failed
+            + self.skipped
     }
 
-    fn slot(&mut self, state: State) -> &mut u64 {
+    fn slot(&mut self, state: State, via: Option<Via>) -> &mut u64 {
         match state {
             State::Pending => &mut self.pending,
             State::Sending => &mut self.sending,
+            State::Sent if via == Some(Via::Outbox) => &mut self.outbox,
             State::Sent => &mut self.sent,
             State::Deferred => &mut self.deferred,
             State::Failed => &mut self.failed,
@@ -252,11 +280,12 @@ impl Ledger {
         Ok(())
     }
 
-    /// Records the relay's answers, in one transaction.
+    /// Records the answers of the transport (`via`), in one transaction.
     pub fn record(
         &mut self,
         issue: &IssueId,
         outcomes: &[Outcome],
+        via: Via,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let now = timestamp(now);
@@ -264,7 +293,8 @@ impl Ledger {
         {
             let mut update = transaction.prepare_cached(
                 "UPDATE deliveries SET state = ?3, last_reply = ?4, updated_at = ?5,
-                    sent_at = CASE WHEN ?3 = 'sent' THEN ?5 ELSE sent_at END
+                    sent_at = CASE WHEN ?3 = 'sent' THEN ?5 ELSE sent_at END,
+                    via = CASE WHEN ?3 = 'sent' THEN ?6 ELSE via END
                  WHERE issue = ?1 AND email = ?2",
             )?;
             for outcome in outcomes {
@@ -273,12 +303,34 @@ impl Ledger {
                     outcome.email.as_str(),
                     outcome.state.as_str(),
                     outcome.reply,
-                    now
+                    now,
+                    via.as_str()
                 ])?;
             }
         }
         transaction.commit()?;
         Ok(())
+    }
+
+    /// Before a send through a relay: readers whose message only went to the outbox still
+    /// need it, so they are queued again.
+    pub fn requeue_outbox_copies(&mut self, issue: &IssueId, now: DateTime<Utc>) -> Result<usize> {
+        Ok(self.connection.execute(
+            "UPDATE deliveries SET state = 'pending', via = NULL, sent_at = NULL, updated_at = ?2,
+                last_reply = 'written to the outbox only; to be sent through the relay'
+             WHERE issue = ?1 AND state = 'sent' AND via = 'outbox'",
+            params![issue.as_str(), timestamp(now)],
+        )?)
+    }
+
+    /// `send --retry-failed`: readers the relay refused for good go back in the queue (after
+    /// a mistake, like a relay that refused the whole session with a 5xx).
+    pub fn requeue_failed(&mut self, issue: &IssueId, now: DateTime<Utc>) -> Result<usize> {
+        Ok(self.connection.execute(
+            "UPDATE deliveries SET state = 'pending', updated_at = ?2
+             WHERE issue = ?1 AND state = 'failed'",
+            params![issue.as_str(), timestamp(now)],
+        )?)
     }
 
     /// Puts uncertain recipients (left `sending` by a run that died) back in the queue.
@@ -293,13 +345,18 @@ impl Ledger {
 
     pub fn counts(&self, issue: &IssueId) -> Result<Counts> {
         let mut statement = self.connection.prepare_cached(
-            "SELECT state, COUNT(*) FROM deliveries WHERE issue = ?1 GROUP BY state",
+            "SELECT state, via, COUNT(*) FROM deliveries WHERE issue = ?1 GROUP BY state, via",
         )?;
         let mut counts = Counts::default();
         let mut rows = statement.query([issue.as_str()])?;
         while let Some(row) = rows.next()? {
             let state = State::parse(&row.get::<_, String>(0)?)?;
-            *counts.slot(state) += row.get::<_, i64>(1)? as u64;
+            let via = match row.get::<_, Option<String>>(1)?.as_deref() {
+                Some("outbox") => Some(Via::Outbox),
+                Some("relay") => Some(Via::Relay),
+                _ => None,
+            };
+            *counts.slot(state, via) += row.get::<_, i64>(2)? as u64;
         }
         Ok(counts)
     }
@@ -433,6 +490,7 @@ mod tests {
                     outcome("a@x.example", State::Sent, Some("250 ok")),
                     outcome("b@x.example", State::Deferred, Some("451 later")),
                 ],
+                Via::Relay,
                 now(),
             )
             .unwrap();
@@ -453,6 +511,30 @@ mod tests {
     }
 
     #[test]
+    fn outbox_copies_are_counted_apart_and_queued_again_for_a_relay() {
+        let (_dir, mut ledger) = open();
+        enqueue(&mut ledger, "i", &["a@x.example", "b@x.example"], now());
+        let claims = [
+            (key("a@x.example"), "<m1@x>".to_string()),
+            (key("b@x.example"), "<m2@x>".to_string()),
+        ];
+        ledger.mark_sending(&issue("i"), &claims, now()).unwrap();
+        let written = outcome("a@x.example", State::Sent, Some("written to outbox"));
+        ledger
+            .record(&issue("i"), &[written], Via::Outbox, now())
+            .unwrap();
+        let delivered = outcome("b@x.example", State::Sent, Some("250 ok"));
+        ledger
+            .record(&issue("i"), &[delivered], Via::Relay, now())
+            .unwrap();
+        let counts = ledger.counts(&issue("i")).unwrap();
+        assert_eq!((counts.sent, counts.outbox), (1, 1));
+        assert_eq!(ledger.requeue_outbox_copies(&issue("i"), now()).unwrap(), 1);
+        assert_eq!(state(&ledger, "a@x.example"), State::Pending);
+        assert_eq!(state(&ledger, "b@x.example"), State::Sent);
+    }
+
+    #[test]
     fn sent_issues_are_those_someone_has_newest_first() {
         let (_dir, mut ledger) = open();
         let later = now() + chrono::Duration::days(7);
@@ -467,7 +549,12 @@ mod tests {
                 State::Sent
             };
             ledger
-                .record(&issue(id), &[outcome("a@x.example", state, None)], when)
+                .record(
+                    &issue(id),
+                    &[outcome("a@x.example", state, None)],
+                    Via::Relay,
+                    when,
+                )
                 .unwrap();
         }
         enqueue(&mut ledger, "pending", &["a@x.example"], later);

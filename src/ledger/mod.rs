@@ -1,18 +1,19 @@
 //! The delivery ledger: what was sent to whom, in SQLite. The single source of truth for
 //! resuming a send and for `status`.
 //!
-//! Schema (version 2; `PRAGMA user_version` holds the version, `schema::migrate` moves it
+//! Schema (version 3; `PRAGMA user_version` holds the version, `schema::migrate` moves it
 //! forward):
 //!
 //! ```sql
 //! deliveries  (issue, email, address, position, state, attempts, last_reply, message_id,
-//!              created_at, updated_at, sent_at)      -- one row per issue and recipient
+//!              created_at, updated_at, sent_at, via)  -- one row per issue and recipient
 //!   state: pending | sending | sent | deferred | failed | skipped
+//!   via (v3, for sent rows): relay | outbox -- a copy in the outbox reached no one
 //! suppressions (email, source, reason, created_at)   -- never mail these addresses
 //!   source: one-click (the subscriber's own unsubscribe link: they may lift it again)
 //!           | manual (set by the editor: only they lift it)
 //! test_sends  (id, issue, email, outcome, reply, sent_at)  -- test emails, never deliveries
-//!   outcome: sent | deferred | failed
+//!   outcome: sent | deferred | failed | uncertain
 //! schedule_events (id, issue, due_at, event, detail, at)   -- what the scheduler did (v2)
 //!   event: started | finished | missed | draft | invalid | conflict
 //! ```
@@ -36,7 +37,7 @@ use std::path::Path;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
-pub use deliveries::{Counts, Outcome, Row, SentIssue, State};
+pub use deliveries::{Counts, Outcome, Row, SentIssue, State, Via};
 pub use events::{Event, EventKind};
 pub use suppressions::{Source, Suppression};
 pub use test_sends::ProofOutcome;

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use super::{LedgerError, Result};
 
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 pub(super) fn open(path: &Path) -> Result<Connection> {
     let mut connection = Connection::open(path)?;
@@ -91,6 +91,17 @@ fn migrate(connection: &mut Connection) -> Result<()> {
             CREATE INDEX schedule_events_by_issue ON schedule_events (issue, due_at);",
         )?;
     }
+    if version < 3 {
+        // Where each accepted message went: a copy in the outbox has reached no one, and a
+        // send through a relay must still deliver it. Older ledgers recorded the outbox's
+        // reply ("written to .letterpress/outbox/..."), which tells the two apart.
+        transaction.execute_batch(
+            "ALTER TABLE deliveries ADD COLUMN via TEXT CHECK (via IN ('relay', 'outbox'));
+            UPDATE deliveries SET via = CASE WHEN last_reply LIKE 'written to %'
+                THEN 'outbox' ELSE 'relay' END
+            WHERE state = 'sent';",
+        )?;
+    }
     transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     transaction.commit()?;
     Ok(())
@@ -126,10 +137,36 @@ mod tests {
         }
         let mut ledger = Ledger::open(&path).unwrap();
         assert_eq!(ledger.counts(&issue("i")).unwrap().sent, 1);
+        assert_eq!(ledger.counts(&issue("i")).unwrap().outbox, 0);
         ledger
             .record_event(&issue("i"), now(), EventKind::Missed, None, now())
             .unwrap();
         assert_eq!(ledger.events(Some(&issue("i")), 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_version_2_ledger_learns_which_messages_only_went_to_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        {
+            let ledger = Ledger::open(&path).unwrap();
+            ledger
+                .connection
+                .execute_batch(
+                    "ALTER TABLE deliveries DROP COLUMN via;
+                     INSERT INTO deliveries VALUES ('i', 'a@x.example', 'a@x.example', 0, 'sent', 1,
+                        'written to .letterpress/outbox/i/a@x.example.eml', NULL,
+                        '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z');
+                     INSERT INTO deliveries VALUES ('i', 'b@x.example', 'b@x.example', 1, 'sent', 1,
+                        '250 2.0.0 Ok: queued', NULL,
+                        '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z');
+                     PRAGMA user_version = 2;",
+                )
+                .unwrap();
+        }
+        let ledger = Ledger::open(&path).unwrap();
+        let counts = ledger.counts(&issue("i")).unwrap();
+        assert_eq!((counts.sent, counts.outbox), (1, 1));
     }
 
     #[test]

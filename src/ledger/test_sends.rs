@@ -14,6 +14,8 @@ pub enum ProofOutcome {
     Sent,
     Deferred,
     Failed,
+    /// Handed over whole, and the relay's answer never came.
+    Uncertain,
 }
 
 impl ProofOutcome {
@@ -22,6 +24,7 @@ impl ProofOutcome {
             ProofOutcome::Sent => "sent",
             ProofOutcome::Deferred => "deferred",
             ProofOutcome::Failed => "failed",
+            ProofOutcome::Uncertain => "uncertain",
         }
     }
 }

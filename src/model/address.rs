@@ -41,10 +41,39 @@ impl EmailAddress {
         self.0.domain()
     }
 
-    /// The form two addresses are compared in: mailbox providers treat case as insignificant,
-    /// so `Ada@Example.com` and `ada@example.com` are one subscriber.
+    /// The part before the `@`, as written.
+    pub fn local_part(&self) -> &str {
+        self.0.user()
+    }
+
+    /// The domain in its ASCII form (IDNA: `bücher.example` is `xn--bcher-kva.example`),
+    /// lower-cased: how it goes on the envelope and how addresses compare.
+    pub fn ascii_domain(&self) -> String {
+        idna::domain_to_ascii(self.domain()).unwrap_or_else(|_| self.domain().to_lowercase())
+    }
+
+    /// Whether the part before the `@` has characters beyond ASCII: such an address can only
+    /// be sent through a relay that offers SMTPUTF8 (RFC 6531).
+    pub fn has_international_local_part(&self) -> bool {
+        !self.local_part().is_ascii()
+    }
+
+    /// The address as it goes on the envelope (MAIL FROM, RCPT TO) and, when its local part
+    /// is ASCII, in headers: the local part as written, the domain in ASCII.
+    pub fn envelope_form(&self) -> String {
+        format!("{}@{}", self.local_part(), self.ascii_domain())
+    }
+
+    /// The form two addresses are compared in: the domain in ASCII and the local part in
+    /// Unicode's composed form (NFC), both without case. Mailbox providers treat case as
+    /// insignificant, so `Ada@Example.com` and `ada@example.com` are one subscriber, and
+    /// `user@bücher.example`, `user@xn--bcher-kva.example` and its decomposed spelling are
+    /// one mailbox too.
     pub fn key(&self) -> AddressKey {
-        AddressKey(self.as_str().to_lowercase())
+        let local = icu_normalizer::ComposingNormalizerBorrowed::new_nfc()
+            .normalize(self.local_part())
+            .to_lowercase();
+        AddressKey(format!("{local}@{}", self.ascii_domain()))
     }
 
     pub fn as_lettre(&self) -> &lettre::Address {
@@ -140,6 +169,7 @@ mod tests {
     fn addresses_are_validated_and_compared_without_case() {
         let address = EmailAddress::parse("Ada@Example.com").unwrap();
         assert_eq!(address.key().as_str(), "ada@example.com");
+        assert_eq!(address.envelope_form(), "Ada@example.com");
         assert_eq!(address.domain(), "Example.com");
         for bad in [
             "",
@@ -165,5 +195,43 @@ mod tests {
             Mailbox::parse("Weekly <weekly@example.com"),
             Err(AddressError::Mailbox("Weekly <weekly@example.com".into()))
         );
+    }
+}
+#[cfg(test)]
+mod international {
+    use super::*;
+
+    #[test]
+    fn one_mailbox_is_one_key_whatever_the_spelling_of_its_domain_or_accents() {
+        let keys: Vec<String> = [
+            "user@bücher.example",
+            "user@xn--bcher-kva.example",
+            "user@bu\u{308}cher.example",
+            "USER@BÜCHER.example",
+        ]
+        .into_iter()
+        .map(|text| EmailAddress::parse(text).unwrap().key().to_string())
+        .collect();
+        assert!(
+            keys.iter().all(|key| key == "user@xn--bcher-kva.example"),
+            "{keys:?}"
+        );
+        let composed = EmailAddress::parse("jos\u{e9}@example.com").unwrap();
+        let decomposed = EmailAddress::parse("jose\u{301}@example.com").unwrap();
+        assert_eq!(composed.key(), decomposed.key());
+        assert_ne!(
+            composed.key(),
+            EmailAddress::parse("jos\u{e8}@example.com").unwrap().key()
+        );
+    }
+
+    #[test]
+    fn the_envelope_carries_the_domain_in_ascii_and_flags_international_local_parts() {
+        let address = EmailAddress::parse("user@bücher.example").unwrap();
+        assert_eq!(address.envelope_form(), "user@xn--bcher-kva.example");
+        assert!(!address.has_international_local_part());
+        let address = EmailAddress::parse("josé@bücher.example").unwrap();
+        assert!(address.has_international_local_part());
+        assert_eq!(address.envelope_form(), "josé@xn--bcher-kva.example");
     }
 }

@@ -49,8 +49,12 @@ pub struct Delivery {
     pub rate_per_second: Option<f64>,
     /// Attempts per recipient in one run before a transient failure is left deferred.
     pub max_attempts: u32,
-    /// The longest one message may take to hand over, from connecting to the relay's answer.
+    /// The longest the relay may take to answer: connecting, and each command.
     pub timeout_seconds: u32,
+    /// The longest to wait for the relay's answer to a whole message (the final dot): it may
+    /// be scanning it, and giving up early risks sending it twice. RFC 5321 4.5.3.2.6
+    /// recommends 10 minutes.
+    pub final_reply_seconds: u32,
 }
 
 impl Default for Delivery {
@@ -60,6 +64,7 @@ impl Default for Delivery {
             rate_per_second: None,
             max_attempts: 5,
             timeout_seconds: 60,
+            final_reply_seconds: 600,
         }
     }
 }
@@ -203,15 +208,17 @@ fn decode_delivery(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Opti
     let defaults = Delivery::default();
     let mut fields = decoder.fields(node, path)?;
     let concurrency = decoder.optional(&mut fields, path, "concurrency", |text| {
-        parse_whole_number(text, 1, 256)
+        parse_whole_number(text, 1, MAX_CONCURRENCY)
     });
-    let rate_per_second =
-        decoder.optional(&mut fields, path, "rate_per_second", parse_positive_rate);
+    let rate_per_second = decoder.optional(&mut fields, path, "rate_per_second", parse_rate);
     let max_attempts = decoder.optional(&mut fields, path, "max_attempts", |text| {
-        parse_whole_number(text, 1, 20)
+        parse_whole_number(text, 1, MAX_ATTEMPTS)
     });
     let timeout_seconds = decoder.optional(&mut fields, path, "timeout_seconds", |text| {
-        parse_whole_number(text, 1, 600)
+        parse_whole_number(text, 1, MAX_TIMEOUT_SECONDS)
+    });
+    let final_reply_seconds = decoder.optional(&mut fields, path, "final_reply_seconds", |text| {
+        parse_whole_number(text, 1, MAX_TIMEOUT_SECONDS)
     });
     fields.finish(decoder, path);
     Some(Delivery {
@@ -219,6 +226,9 @@ fn decode_delivery(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Opti
         rate_per_second: rate_per_second.ok()?,
         max_attempts: max_attempts.ok()?.unwrap_or(defaults.max_attempts),
         timeout_seconds: timeout_seconds.ok()?.unwrap_or(defaults.timeout_seconds),
+        final_reply_seconds: final_reply_seconds
+            .ok()?
+            .unwrap_or(defaults.final_reply_seconds),
     })
 }
 
@@ -248,11 +258,24 @@ pub fn parse_whole_number(text: &str, min: u32, max: u32) -> Result<u32, String>
     }
 }
 
-fn parse_positive_rate(text: &str) -> Result<f64, String> {
+/// The documented range of each delivery setting: beyond them a setting is a typo, and the
+/// extremes would hang (a rate of 1e-9 waits years between messages) or panic.
+pub const MAX_CONCURRENCY: u32 = 100;
+pub const MAX_ATTEMPTS: u32 = 20;
+/// An hour.
+pub const MAX_TIMEOUT_SECONDS: u32 = 3600;
+pub const MIN_RATE: f64 = 0.01;
+pub const MAX_RATE: f64 = 100_000.0;
+
+fn parse_rate(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        Ok(rate) if (MIN_RATE..=MAX_RATE).contains(&rate) => Ok(rate),
+        Ok(rate) if rate.is_finite() => Err(format!(
+            "{} messages a second is out of range; use {MIN_RATE} to {MAX_RATE}",
+            text.trim()
+        )),
         _ => Err(format!(
-            "expected a number of messages per second above 0, found `{text}`"
+            "expected a number of messages per second ({MIN_RATE} to {MAX_RATE}), found `{text}`"
         )),
     }
 }
@@ -270,35 +293,44 @@ pub fn parse_time(text: &str) -> Result<NaiveTime, String> {
 /// A duration like `6h`, `90m` or `1h30m`, from no grace at all (`0`) up to a week.
 pub fn parse_grace(text: &str) -> Result<chrono::Duration, String> {
     let invalid = || format!("`{text}` is not a duration; write one like `6h`, `90m` or `1h30m`");
+    let too_long = || format!("`{text}` is more than a week; a slot that late is the next one");
     let text = text.trim();
     if text == "0" {
         return Ok(chrono::Duration::zero());
     }
-    let mut total = chrono::Duration::zero();
+    const WEEK_MINUTES: u64 = 7 * 24 * 60;
+    // Counted in minutes with checked arithmetic: a number too big for any duration is
+    // "more than a week", not an overflow.
+    let mut minutes: u64 = 0;
     let mut number = String::new();
     for c in text.chars() {
         if c.is_ascii_digit() {
             number.push(c);
             continue;
         }
-        let value: i64 = number.parse().map_err(|_| invalid())?;
-        number.clear();
-        total += match c {
-            'd' => chrono::Duration::days(value),
-            'h' => chrono::Duration::hours(value),
-            'm' => chrono::Duration::minutes(value),
+        let unit: u64 = match c {
+            'd' => 24 * 60,
+            'h' => 60,
+            'm' => 1,
             _ => return Err(invalid()),
         };
+        if number.is_empty() {
+            return Err(invalid());
+        }
+        let value: u64 = number.parse().map_err(|_| too_long())?;
+        number.clear();
+        minutes = value
+            .checked_mul(unit)
+            .and_then(|part| minutes.checked_add(part))
+            .ok_or_else(too_long)?;
     }
     if !number.is_empty() || text.is_empty() {
         return Err(invalid());
     }
-    if total > chrono::Duration::days(7) {
-        return Err(format!(
-            "`{text}` is more than a week; a slot that late is the next one"
-        ));
+    if minutes > WEEK_MINUTES {
+        return Err(too_long());
     }
-    Ok(total)
+    Ok(chrono::Duration::minutes(minutes as i64))
 }
 
 pub fn parse_timezone(text: &str) -> Result<Tz, String> {
@@ -352,8 +384,8 @@ mod tests {
                 "newsletter.yaml:6:8: schedule.day: `someday` is not a day of the week; write one like `monday`",
                 "newsletter.yaml:7:9: schedule.time: `9am` is not a time; write 24-hour `HH:MM`, like \"09:00\"",
                 "newsletter.yaml:8:13: schedule.timezone: `Mars/Olympus` is not an IANA time zone; write one like `Europe/Berlin` or `UTC`",
-                "newsletter.yaml:10:16: delivery.concurrency: 0 is out of range; use 1 to 256",
-                "newsletter.yaml:11:20: delivery.rate_per_second: expected a number of messages per second above 0, found `fast`",
+                "newsletter.yaml:10:16: delivery.concurrency: 0 is out of range; use 1 to 100",
+                "newsletter.yaml:11:20: delivery.rate_per_second: expected a number of messages per second (0.01 to 100000), found `fast`",
                 "newsletter.yaml:12:35: test_recipients[1]: `nope` is not a valid email address",
             ]
         );
@@ -366,6 +398,30 @@ mod tests {
         assert_eq!(parse_grace("0"), Ok(chrono::Duration::zero()));
         assert!(parse_grace("6 hours").is_err());
         assert!(parse_grace("8d").is_err());
+        assert!(parse_grace("h").is_err());
+        assert_eq!(
+            parse_grace("5124095576030431h"),
+            Err("`5124095576030431h` is more than a week; a slot that late is the next one".into())
+        );
+        assert!(parse_grace("99999999999999999999999m").is_err());
+    }
+
+    #[test]
+    fn every_delivery_number_has_a_range_and_extremes_are_refused() {
+        let with = |delivery: &str| decode_text(&format!("{MINIMAL}delivery:\n{delivery}")).1;
+        assert_eq!(
+            with("  rate_per_second: 1e-300\n"),
+            [
+                "newsletter.yaml:9:20: delivery.rate_per_second: 1e-300 messages a second is out of range; use 0.01 to 100000"
+            ]
+        );
+        assert!(with("  rate_per_second: 1e-9\n")[0].contains("out of range"));
+        assert!(with("  rate_per_second: NaN\n")[0].contains("expected a number"));
+        assert!(with("  rate_per_second: 0.01\n").is_empty());
+        assert!(with("  concurrency: 101\n")[0].contains("use 1 to 100"));
+        assert!(with("  max_attempts: 21\n")[0].contains("use 1 to 20"));
+        assert!(with("  timeout_seconds: 3601\n")[0].contains("use 1 to 3600"));
+        assert!(with("  final_reply_seconds: 0\n")[0].contains("use 1 to 3600"));
     }
 
     #[test]

@@ -17,14 +17,15 @@ use tracing::{error, info, warn};
 use super::plan::{self, Action, History};
 use crate::clock::Clock;
 use crate::config::Passphrase;
-use crate::delivery::PreparedSend;
 use crate::delivery::engine::{Progress, Stop, Tally};
 use crate::delivery::lock::{FileLock, IssueLock, LockError};
 use crate::delivery::transport::{Destination, Transport};
+use crate::delivery::{PreparedSend, SendOptions};
 use crate::edition::Edition;
 use crate::ledger::{EventKind, Ledger};
 use crate::model::issue::{IssueId, Readiness};
 use crate::state::StateDir;
+use crate::units::printable;
 use crate::workspace::Workspace;
 
 /// Where the scheduler works and what it needs to send.
@@ -194,7 +195,18 @@ impl Scheduler {
             return Ok(None);
         }
         let secret = self.state.secret(self.secret.as_ref())?;
-        let prepared = PreparedSend::prepare(&self.state, &edition, secret, false, now)?;
+        let transport = Arc::new(Transport::open(
+            &self.destination,
+            &self.state,
+            &edition.newsletter,
+            id.as_str(),
+        )?);
+        let options = SendOptions {
+            resend_uncertain: false,
+            retry_failed: false,
+            via: transport.via(),
+        };
+        let prepared = PreparedSend::prepare(&self.state, &edition, secret, options, now)?;
         if prepared.uncertain > 0 {
             warn!(
                 issue = %id,
@@ -217,12 +229,6 @@ impl Scheduler {
         ledger.record_event(id, due_utc, EventKind::Started, started.as_deref(), now)?;
         drop(ledger);
 
-        let transport = Arc::new(Transport::open(
-            &self.destination,
-            &self.state,
-            &edition.newsletter.delivery,
-            id.as_str(),
-        )?);
         let progress = LogProgress::new(id);
         let (summary, mut ledger) = prepared
             .run(
@@ -247,9 +253,16 @@ impl Scheduler {
                 info!(issue = %id, sent = tally.sent, "send stopped by a signal; the next run resumes it")
             }
             Some(Stop::RelayUnreachable(reply)) => {
-                error!(issue = %id, %reply, "send stopped: the relay refuses everything; retrying later")
+                error!(issue = %id, reply = %printable(reply), "send stopped: the relay refuses everything; retrying later")
             }
-            Some(Stop::Fatal(reason)) => error!(issue = %id, %reason, "send stopped"),
+            Some(Stop::Fatal(reason)) => {
+                error!(issue = %id, reason = %printable(reason), "send stopped; nobody was failed")
+            }
+            Some(Stop::Refused(reply)) => error!(
+                issue = %id,
+                reply = %printable(reply),
+                "send stopped: the relay refuses the issue itself; those readers are back in the queue"
+            ),
         }
         ledger.record_event(
             id,

@@ -260,7 +260,7 @@ fn the_real_binary_sends_a_slot_a_few_seconds_away_and_a_second_scheduler_is_ref
         .unwrap();
 
     std::thread::sleep(Duration::from_millis(500));
-    let mut second = workspace.std_command();
+    let mut second = workspace.std_sender(&server.url());
     second.env_remove("LETTERPRESS_NOW");
     let second = second.arg("run").output().unwrap();
     assert_eq!(second.status.code(), Some(1));

@@ -48,7 +48,7 @@ async fn a_refused_recipient_leaves_the_session_ready_for_the_next_message() {
         .send("from@example.com", "gone@example.com", MESSAGE)
         .await
     {
-        Err(SmtpError::Rejected(reply, Step::Transaction)) => {
+        Err(SmtpError::Rejected(reply, Step::Rcpt)) => {
             assert_eq!(reply.to_string(), "550 5.1.1 User unknown");
         }
         other => panic!("expected a refusal, got {other:?}"),
