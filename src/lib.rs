@@ -1,4 +1,5 @@
 pub mod archive;
+pub mod bounce;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
