@@ -1,14 +1,21 @@
-//! Bounces and complaints: the tags that tie them to a reader (`verp`) and recognising what
-//! each message says (`parse`, into `Report`s). Data in, data out: recording them in the
-//! ledger and suppressing readers is the caller's.
+//! Bounces and complaints: the tags that tie them to a reader (`verp`), reading them from
+//! files and standard input (`source`), and recognising what each
+//! message says (`parse`, into `Report`s). Data in, data out: recording them in the ledger
+//! and suppressing readers is the caller's.
+//!
+//! ```text
+//! source::messages(path)  ->  raw bytes  ->  parse::classify  ->  Vec<Report>
+//! ```
 
 pub mod parse;
 mod plain;
 pub mod report;
+pub mod source;
 pub mod verp;
 
 pub use parse::classify;
 pub use report::{Bounce, BounceKind, Complaint, Ignored, IgnoredReason, Report};
+pub use source::{MAX_MESSAGE_BYTES, RawMessage};
 pub use verp::{VerpTag, parse_verp, verp_address};
 
 #[cfg(test)]
