@@ -1,12 +1,14 @@
 //! Bounces and complaints: the tags that tie them to a reader (`verp`), reading them from
-//! files and standard input (`source`), and recognising what each
+//! files and standard input (`source`) or an IMAP mailbox (`imap`), and recognising what each
 //! message says (`parse`, into `Report`s). Data in, data out: recording them in the ledger
 //! and suppressing readers is the caller's.
 //!
 //! ```text
-//! source::messages(path)  ->  raw bytes  ->  parse::classify  ->  Vec<Report>
+//! source::messages(path) / imap::process  ->  raw bytes  ->  parse::classify  ->  Vec<Report>
 //! ```
 
+pub mod imap;
+pub mod imap_url;
 pub mod parse;
 mod plain;
 pub mod report;
