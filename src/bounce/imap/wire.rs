@@ -1,25 +1,6 @@
-//! The bounce mailbox over IMAP: log in, list the messages, fetch each without marking it
-//! read, and move those the caller processed to `letterpress-processed`. Nothing else in the
-//! mailbox is touched: not read, not flagged, not moved, and never expunged but by UID.
-//!
-//! Our own minimal client, as for SMTP (`delivery::smtp`), rather than async-imap: we need ten
-//! commands, already run tokio and rustls with `TlsSettings`, and need every read bounded,
-//! while async-imap's buffer grows to a fixed 512 MiB per response, and brings a second
-//! parser stack (nom, imap-proto) and futures plumbing for a job this size. Bounds here:
-//! a response line is at most `MAX_LINE`, a literal at most `MAX_MESSAGE_BYTES` plus a little,
-//! a message over the limit is never fetched (its size is known from the listing), and every
-//! read and write has the caller's timeout.
-//!
-//! How processed messages leave the folder, best first:
-//! - `UID MOVE` (RFC 6851) when offered: atomic;
-//! - else with UIDPLUS (RFC 4315): `UID COPY`, `UID STORE +FLAGS (\Deleted)`, `UID EXPUNGE`
-//!   of exactly those UIDs; never a plain `EXPUNGE`, which would also remove whatever else
-//!   someone had flagged deleted;
-//! - else `UID COPY` and flag the original `\Seen` (and `$LetterpressProcessed` where the
-//!   server keeps keywords, so the next run skips it): it stays in the folder, as
-//!   `Mailbox::settle_method` reports.
+//! The IMAP wire: commands out, responses in, every read bounded; parsing just what
+//! `Mailbox` needs.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +11,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-use super::imap_url::{ImapSecurity, ImapUrl, PROCESSED_FOLDER};
-use super::source::{MAX_MESSAGE_BYTES, RawMessage};
-use crate::delivery::smtp::TlsSettings;
+use super::ImapError;
+use crate::bounce::imap_url::{ImapSecurity, ImapUrl};
+use crate::bounce::source::MAX_MESSAGE_BYTES;
 
 /// The longest response line read: capability lists, listings and FETCH lines are far
 /// shorter; only a message's literal is longer, and literals are read apart.
@@ -41,117 +22,63 @@ const MAX_LINE: usize = 64 * 1024;
 /// The most literals in one response: a FETCH of one message has one.
 const MAX_LITERALS: usize = 8;
 
-/// The keyword that marks a processed message left in place (no MOVE, no UIDPLUS).
-const PROCESSED_KEYWORD: &str = "$LetterpressProcessed";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImapError {
-    #[error("cannot connect to {host}:{port}: {source}")]
-    Connect {
-        host: String,
-        port: u16,
-        source: std::io::Error,
-    },
-    #[error("TLS with {host} failed: {source}")]
-    Tls {
-        host: String,
-        source: std::io::Error,
-    },
-    #[error("the connection to the IMAP server failed: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the IMAP server did not answer within {seconds} s ({during})")]
-    Timeout { seconds: u64, during: String },
-    #[error("the IMAP server does not offer STARTTLS; use imaps:// if it has a TLS port")]
-    NoStartTls,
-    #[error(
-        "the IMAP server does not allow logging in here (LOGINDISABLED); use imaps:// or STARTTLS"
-    )]
-    LoginDisabled,
-    #[error("the IMAP server refused the login for `{user}`: {reply}")]
-    LoginRefused { user: String, reply: String },
-    #[error("cannot open the folder `{mailbox}`: {reply}")]
-    NoMailbox { mailbox: String, reply: String },
-    #[error(
-        "the folder `{0}` is read-only for this user, so processed messages cannot be moved out"
-    )]
-    ReadOnly(String),
-    #[error("the IMAP server refused {command}: {reply}")]
-    Refused { command: String, reply: String },
-    #[error("the IMAP server closed the connection: {0}")]
-    Closed(String),
-    #[error("the IMAP server's reply makes no sense: {0}")]
-    Protocol(String),
-}
-
-/// How processed messages leave the folder on this server (see the module's doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettleMethod {
-    Move,
-    CopyAndExpunge,
-    /// The server has neither MOVE nor UIDPLUS: copied, and the original left marked.
-    CopyAndMark,
-}
-
-impl fmt::Display for SettleMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SettleMethod::Move => "moved (UID MOVE)",
-            SettleMethod::CopyAndExpunge => "moved (UID COPY, then UID EXPUNGE of those only)",
-            SettleMethod::CopyAndMark => {
-                "copied; the server has neither MOVE nor UIDPLUS, so the originals stay in the folder, marked read"
-            }
-        })
-    }
-}
-
-/// A message in the folder, as listed: its UID and size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listed {
-    pub uid: u32,
-    pub size: u64,
-}
-
-/// What the caller decided about a fetched message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// A report of ours, recorded: move it to `letterpress-processed`.
-    Processed,
-    /// Not ours, or not understood: leave it exactly as it was.
-    Leave,
-}
-
-/// What `process` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    pub fetched: usize,
-    pub processed: usize,
-    pub left: usize,
-    /// UIDs of messages over `MAX_MESSAGE_BYTES`, left unread.
-    pub too_large: Vec<u32>,
-    pub method: SettleMethod,
-}
-
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// A logged-in session with the bounce folder selected.
-pub struct Mailbox {
-    connection: Connection,
-    url: ImapUrl,
-    exists: u32,
-    method: SettleMethod,
-    keywords_allowed: bool,
+async fn within<T>(
+    timeout: Duration,
+    during: &str,
+    future: impl Future<Output = Result<T, ImapError>>,
+) -> Result<T, ImapError> {
+    tokio::time::timeout(timeout, future)
+        .await
+        .unwrap_or_else(|_| {
+            let waited = if timeout.as_secs() > 0 {
+                format!("{} s", timeout.as_secs())
+            } else {
+                format!("{} ms", timeout.as_millis())
+            };
+            Err(ImapError::Timeout {
+                waited,
+                during: during.to_string(),
+            })
+        })
 }
 
-impl Mailbox {
-    /// Connects, secures the connection as the URL says, logs in, selects the folder and
-    /// makes sure `letterpress-processed` exists. `timeout` bounds each step.
-    pub async fn open(
+/// The TLS handshake, verifying the server's certificate and name as for SMTP.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    tls: &Arc<ClientConfig>,
+    host: &str,
+    stream: S,
+    timeout: Duration,
+) -> Result<tokio_rustls::client::TlsStream<S>, ImapError> {
+    let failed = |source: std::io::Error| ImapError::Tls {
+        host: host.to_string(),
+        source,
+    };
+    let name = ServerName::try_from(host.to_string()).map_err(|_| {
+        failed(std::io::Error::other(format!(
+            "`{host}` is not a valid TLS server name"
+        )))
+    })?;
+    within(timeout, "the TLS handshake", async {
+        tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, stream)
+            .await
+            .map_err(failed)
+    })
+    .await
+}
+
+impl Connection {
+    /// Connects and secures the connection as the URL says; returns the connection, at the
+    /// point of logging in, and the capabilities the server announced (after TLS, when
+    /// STARTTLS was used).
+    pub(super) async fn open(
         url: &ImapUrl,
-        tls: &TlsSettings,
+        tls: Arc<ClientConfig>,
         timeout: Duration,
-    ) -> Result<Mailbox, ImapError> {
-        let tls = tls.client_config();
+    ) -> Result<(Connection, Vec<String>), ImapError> {
         let tcp = within(timeout, "connecting", async {
             TcpStream::connect((url.host.as_str(), url.port))
                 .await
@@ -216,295 +143,11 @@ impl Mailbox {
             // What the server said before TLS may have been forged: ask again.
             capabilities = connection.capabilities().await?;
         }
-        let capabilities = connection.log_in(url, &capabilities).await?;
-        let method = if has(&capabilities, "MOVE") {
-            SettleMethod::Move
-        } else if has(&capabilities, "UIDPLUS") {
-            SettleMethod::CopyAndExpunge
-        } else {
-            SettleMethod::CopyAndMark
-        };
-        let mut mailbox = Mailbox {
-            connection,
-            url: url.clone(),
-            exists: 0,
-            method,
-            keywords_allowed: false,
-        };
-        mailbox.select().await?;
-        mailbox.ensure_processed_folder().await?;
-        Ok(mailbox)
-    }
-
-    pub fn settle_method(&self) -> SettleMethod {
-        self.method
-    }
-
-    async fn select(&mut self) -> Result<(), ImapError> {
-        let (mut exists, mut keywords) = (0, false);
-        let done = self
-            .connection
-            .command(
-                &format!("SELECT {}", quoted(&self.url.mailbox)),
-                |response| {
-                    if let Some(tokens) = response.data().transpose()?
-                        && let [_, Token::Atom(count), Token::Atom(name), ..] = &tokens[..]
-                        && name.eq_ignore_ascii_case("EXISTS")
-                    {
-                        exists = count.parse().unwrap_or(0);
-                    }
-                    if let Some(("*", "OK", Some(code), _)) = response.status()
-                        && let Some(flags) = code.strip_prefix("PERMANENTFLAGS")
-                    {
-                        keywords = flags.contains("\\*") || flags.contains(PROCESSED_KEYWORD);
-                    }
-                    Ok(())
-                },
-            )
-            .await?;
-        if done.status != "OK" {
-            return Err(ImapError::NoMailbox {
-                mailbox: self.url.mailbox.clone(),
-                reply: done.text,
-            });
-        }
-        if done
-            .code
-            .as_deref()
-            .is_some_and(|code| code.starts_with("READ-ONLY"))
-        {
-            return Err(ImapError::ReadOnly(self.url.mailbox.clone()));
-        }
-        self.exists = exists;
-        self.keywords_allowed = keywords;
-        Ok(())
-    }
-
-    async fn ensure_processed_folder(&mut self) -> Result<(), ImapError> {
-        let mut listed = false;
-        self.connection
-            .command(
-                &format!("LIST \"\" {}", quoted(PROCESSED_FOLDER)),
-                |response| {
-                    let tokens = response.data().transpose()?.unwrap_or_default();
-                    listed |= tokens.get(1) == Some(&Token::Atom("LIST".into()));
-                    Ok(())
-                },
-            )
-            .await?
-            .ok("LIST")?;
-        if listed {
-            return Ok(());
-        }
-        let created = self
-            .connection
-            .command(&format!("CREATE {}", quoted(PROCESSED_FOLDER)), |_| Ok(()))
-            .await?;
-        // ALREADYEXISTS: another run created it in between, which is as good.
-        if created.status != "OK" && created.code.as_deref() != Some("ALREADYEXISTS") {
-            return Err(ImapError::Refused {
-                command: format!("CREATE {PROCESSED_FOLDER}"),
-                reply: created.text,
-            });
-        }
-        // So that mail clients that show only subscribed folders show it; not essential.
-        self.connection
-            .command(&format!("SUBSCRIBE {}", quoted(PROCESSED_FOLDER)), |_| {
-                Ok(())
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// The folder's messages, oldest first, without those flagged `\Deleted` (someone else's
-    /// business) or already processed in place.
-    pub async fn list(&mut self) -> Result<Vec<Listed>, ImapError> {
-        if self.exists == 0 {
-            return Ok(Vec::new());
-        }
-        let mut listed = Vec::new();
-        self.connection
-            .command("UID FETCH 1:* (UID FLAGS RFC822.SIZE)", |response| {
-                let Some(items) = fetch_items(response)? else {
-                    return Ok(());
-                };
-                let (mut uid, mut size, mut skip) = (None, None, false);
-                for (name, value) in items {
-                    match (name.to_ascii_uppercase().as_str(), value) {
-                        ("UID", Token::Atom(number)) => uid = number.parse().ok(),
-                        ("RFC822.SIZE", Token::Atom(number)) => size = number.parse().ok(),
-                        ("FLAGS", Token::List(flags)) => {
-                            skip = flags.iter().any(|flag| {
-                                flag.eq_ignore_ascii_case("\\Deleted")
-                                    || flag.eq_ignore_ascii_case(PROCESSED_KEYWORD)
-                            });
-                        }
-                        _ => {}
-                    }
-                }
-                if let (Some(uid), Some(size), false) = (uid, size, skip) {
-                    listed.push(Listed { uid, size });
-                }
-                Ok(())
-            })
-            .await?
-            .ok("UID FETCH")?;
-        listed.sort_by_key(|message| message.uid);
-        listed.dedup_by_key(|message| message.uid);
-        Ok(listed)
-    }
-
-    /// The whole message, without setting `\Seen` (`BODY.PEEK[]`); `None` if it has gone
-    /// since it was listed.
-    pub async fn fetch(&mut self, uid: u32) -> Result<Option<RawMessage>, ImapError> {
-        let mut body = None;
-        self.connection
-            .command(&format!("UID FETCH {uid} (UID BODY.PEEK[])"), |response| {
-                let Some(items) = fetch_items(response)? else {
-                    return Ok(());
-                };
-                let this_uid = items.iter().any(|(name, value)| {
-                    name.eq_ignore_ascii_case("UID") && *value == Token::Atom(uid.to_string())
-                });
-                for (name, value) in items {
-                    if this_uid
-                        && name.eq_ignore_ascii_case("BODY[]")
-                        && let Token::String(bytes) = value
-                    {
-                        body = Some(bytes);
-                    }
-                }
-                Ok(())
-            })
-            .await?
-            .ok("UID FETCH")?;
-        Ok(body.map(|bytes| RawMessage {
-            source: self.url.message_source(uid),
-            bytes,
-        }))
-    }
-
-    /// Moves the messages `uids` to `letterpress-processed`, by the best method the server
-    /// offers; touches no other message.
-    pub async fn settle(&mut self, uids: &[u32]) -> Result<(), ImapError> {
-        if uids.is_empty() {
-            return Ok(());
-        }
-        let set = uid_set(uids);
-        let folder = quoted(PROCESSED_FOLDER);
-        let commands = match self.method {
-            SettleMethod::Move => vec![format!("UID MOVE {set} {folder}")],
-            SettleMethod::CopyAndExpunge => vec![
-                format!("UID COPY {set} {folder}"),
-                format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
-                format!("UID EXPUNGE {set}"),
-            ],
-            SettleMethod::CopyAndMark => {
-                let keyword = if self.keywords_allowed {
-                    format!(" {PROCESSED_KEYWORD}")
-                } else {
-                    String::new()
-                };
-                vec![
-                    format!("UID COPY {set} {folder}"),
-                    format!("UID STORE {set} +FLAGS.SILENT (\\Seen{keyword})"),
-                ]
-            }
-        };
-        for command in commands {
-            self.connection
-                .command(&command, |_| Ok(()))
-                .await?
-                .ok(&command)?;
-        }
-        Ok(())
-    }
-
-    /// Says goodbye; the server's answer does not matter any more.
-    pub async fn logout(mut self) {
-        let _ = self.connection.command("LOGOUT", |_| Ok(())).await;
+        Ok((connection, capabilities))
     }
 }
 
-/// Every message of the folder through `handle`, oldest first; each it calls `Processed`
-/// moves to `letterpress-processed` before the next is fetched, so that a crash leaves at
-/// most one processed message behind to be seen again. An error from `handle` stops the
-/// run; the message it was handling stays where it was.
-pub async fn process<E>(
-    mailbox: &mut Mailbox,
-    mut handle: impl FnMut(&RawMessage) -> Result<Disposition, E>,
-) -> Result<Summary, E>
-where
-    E: From<ImapError>,
-{
-    let mut summary = Summary {
-        fetched: 0,
-        processed: 0,
-        left: 0,
-        too_large: Vec::new(),
-        method: mailbox.settle_method(),
-    };
-    for listed in mailbox.list().await? {
-        if listed.size > MAX_MESSAGE_BYTES as u64 {
-            summary.too_large.push(listed.uid);
-            continue;
-        }
-        let Some(message) = mailbox.fetch(listed.uid).await? else {
-            continue;
-        };
-        summary.fetched += 1;
-        match handle(&message)? {
-            Disposition::Processed => {
-                mailbox.settle(&[listed.uid]).await?;
-                summary.processed += 1;
-            }
-            Disposition::Leave => summary.left += 1,
-        }
-    }
-    Ok(summary)
-}
-
-async fn within<T>(
-    timeout: Duration,
-    during: &str,
-    future: impl Future<Output = Result<T, ImapError>>,
-) -> Result<T, ImapError> {
-    tokio::time::timeout(timeout, future)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ImapError::Timeout {
-                seconds: timeout.as_secs(),
-                during: during.to_string(),
-            })
-        })
-}
-
-/// The TLS handshake, verifying the server's certificate and name as for SMTP.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    tls: &Arc<ClientConfig>,
-    host: &str,
-    stream: S,
-    timeout: Duration,
-) -> Result<tokio_rustls::client::TlsStream<S>, ImapError> {
-    let failed = |source: std::io::Error| ImapError::Tls {
-        host: host.to_string(),
-        source,
-    };
-    let name = ServerName::try_from(host.to_string()).map_err(|_| {
-        failed(std::io::Error::other(format!(
-            "`{host}` is not a valid TLS server name"
-        )))
-    })?;
-    within(timeout, "the TLS handshake", async {
-        tokio_rustls::TlsConnector::from(tls.clone())
-            .connect(name, stream)
-            .await
-            .map_err(failed)
-    })
-    .await
-}
-
-struct Connection {
+pub(super) struct Connection {
     stream: BufReader<Box<dyn Stream>>,
     next_tag: u32,
     timeout: Duration,
@@ -513,14 +156,14 @@ struct Connection {
 }
 
 /// A command's tagged completion: `OK`, `NO` or `BAD`, its response code and its text.
-struct Completion {
-    status: String,
-    code: Option<String>,
-    text: String,
+pub(super) struct Completion {
+    pub(super) status: String,
+    pub(super) code: Option<String>,
+    pub(super) text: String,
 }
 
 impl Completion {
-    fn ok(self, command: &str) -> Result<(), ImapError> {
+    pub(super) fn ok(self, command: &str) -> Result<(), ImapError> {
         if self.status == "OK" {
             return Ok(());
         }
@@ -534,7 +177,7 @@ impl Completion {
 impl Connection {
     /// Sends a command and reads up to its completion, handing each untagged response to
     /// `untagged` as it arrives, so that none has to be kept.
-    async fn command(
+    pub(super) async fn command(
         &mut self,
         command: &str,
         mut untagged: impl FnMut(&Response) -> Result<(), ImapError>,
@@ -592,7 +235,7 @@ impl Connection {
 
     /// AUTHENTICATE PLAIN when offered (any password, in base64), else LOGIN; returns the
     /// capabilities after login, which servers extend (MOVE, UIDPLUS).
-    async fn log_in(
+    pub(super) async fn log_in(
         &mut self,
         url: &ImapUrl,
         capabilities: &[String],
@@ -730,14 +373,14 @@ enum Piece {
 }
 
 /// One server response with its literals.
-struct Response {
+pub(super) struct Response {
     pieces: Vec<Piece>,
 }
 
 /// A parsed piece of a response: an atom (numbers and `NIL` included), a string (quoted or
 /// literal), or a parenthesised list of atoms (a FETCH value such as FLAGS).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
+pub(super) enum Token {
     Atom(String),
     String(Vec<u8>),
     List(Vec<String>),
@@ -763,7 +406,7 @@ impl Response {
 
     /// A status response, `tag STATUS [CODE] text` or `* STATUS [CODE] text`, as (tag,
     /// status, code, text); `None` for data responses.
-    fn status(&self) -> Option<(&str, &str, Option<&str>, &str)> {
+    pub(super) fn status(&self) -> Option<(&str, &str, Option<&str>, &str)> {
         let line = std::str::from_utf8(self.first_line()).ok()?;
         let (tag, rest) = line.split_once(' ')?;
         let (status, text) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -783,7 +426,7 @@ impl Response {
     /// A data response (`* 3 EXISTS`, `* 1 FETCH (...)`, `* CAPABILITY ...`) as tokens;
     /// `None` for status responses and continuations, whose text is for people and need
     /// not parse.
-    fn data(&self) -> Option<Result<Vec<Token>, ImapError>> {
+    pub(super) fn data(&self) -> Option<Result<Vec<Token>, ImapError>> {
         (self.first_line().starts_with(b"* ") && self.status().is_none()).then(|| self.tokens())
     }
 
@@ -887,7 +530,7 @@ fn atoms(tokens: &[Token]) -> Vec<String> {
 }
 
 /// The `name value` items of `* n FETCH (...)`, or `None` for any other response.
-fn fetch_items(response: &Response) -> Result<Option<Vec<(String, Token)>>, ImapError> {
+pub(super) fn fetch_items(response: &Response) -> Result<Option<Vec<(String, Token)>>, ImapError> {
     let Some(tokens) = response.data().transpose()? else {
         return Ok(None);
     };
@@ -920,14 +563,14 @@ fn code_capabilities(code: Option<&str>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn has(capabilities: &[String], name: &str) -> bool {
+pub(super) fn has(capabilities: &[String], name: &str) -> bool {
     capabilities
         .iter()
         .any(|capability| capability.eq_ignore_ascii_case(name))
 }
 
 /// A quoted string for a mailbox name (ASCII without controls, as `ImapUrl` ensures).
-fn quoted(text: &str) -> String {
+pub(super) fn quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
@@ -943,7 +586,7 @@ fn login_string(text: &str) -> Result<String, ImapError> {
 }
 
 /// `1:3,7` for 1, 2, 3 and 7.
-fn uid_set(uids: &[u32]) -> String {
+pub(super) fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -1050,7 +693,6 @@ mod tests {
         assert_eq!(uid_set(&[7, 1, 2, 3, 3, 9, 10]), "1:3,7,9:10");
         assert_eq!(uid_set(&[5]), "5");
     }
-
     #[test]
     fn quoted_strings_escape_quotes_and_backslashes() {
         assert_eq!(quoted(r#"a"b\c"#), r#""a\"b\\c""#);
