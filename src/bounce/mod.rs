@@ -6,6 +6,12 @@
 //! ```text
 //! source::messages(path) / imap::process  ->  raw bytes  ->  parse::classify  ->  Vec<Report>
 //! ```
+//!
+//! A caller ties a report to a delivery by its `verp_tag`, else by its `original_message_id`:
+//! both carry an HMAC that appears only in the copy sent to that reader (and in what they
+//! forward), so a forged bounce cannot name a reader of the forger's choosing. The `recipient` alone proves nothing (anyone can
+//! write any address into a message that looks like a bounce): it is for showing, and for
+//! matching only when no `bounce_address` is set.
 
 pub mod imap;
 pub mod imap_url;

@@ -294,11 +294,8 @@ impl Context<'_, '_> {
         let feedback_type = field(&fields, "Feedback-Type")?.to_ascii_lowercase();
         let returned = self.returned().unwrap_or_default();
         let original_message_id = returned.message_id();
-        let verp_tag = self.tag_in(
-            fields_named(&fields, "Original-Mail-From")
-                .chain(returned.get("Return-Path"))
-                .chain(fields_named(&fields, "Original-Rcpt-To")),
-        );
+        let verp_tag = self
+            .tag_in(fields_named(&fields, "Original-Mail-From").chain(returned.get("Return-Path")));
         if !matches!(feedback_type.as_str(), "abuse" | "fraud" | "virus") {
             let reason = IgnoredReason::NotAComplaint { feedback_type };
             return Some(vec![ignored(reason, verp_tag, original_message_id)]);
