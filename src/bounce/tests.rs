@@ -381,3 +381,39 @@ fn bytes_that_are_no_message_are_ignored() {
         );
     }
 }
+
+#[test]
+fn a_tag_lost_from_the_bounces_own_headers_is_found_in_the_report_or_the_returned_copy() {
+    for (name, expected, kept) in [
+        (
+            "postfix-soft-4.2.2.eml",
+            "ugqz36oagkcawiwr",
+            "X-Postfix-Sender:",
+        ),
+        (
+            "yahoo-554.eml",
+            "6jd5dclbporrnafc",
+            "Return-Path: <bounces+",
+        ),
+        (
+            "arf-yahoo-abuse.eml",
+            "4kpmjeefxgnnr7nh",
+            "Return-Path: <bounces+",
+        ),
+    ] {
+        // Every line that carries the tag goes, but the one under test.
+        let raw: String = String::from_utf8(fixture(name))
+            .unwrap()
+            .lines()
+            .filter(|line| !line.contains(expected) || line.starts_with(kept))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_eq!(raw.matches(expected).count(), 1, "{name}");
+        let report = only(classify(raw.as_bytes(), Some(&bounce_address())));
+        assert_eq!(
+            report.verp_tag(),
+            tag(expected).as_ref(),
+            "{name} by {kept}"
+        );
+    }
+}
