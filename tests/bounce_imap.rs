@@ -35,7 +35,8 @@ fn known_tags() -> HashSet<VerpTag> {
 }
 
 /// What `bounces fetch` will do with each message, with a set of tags standing in for the
-/// ledger: processed when a report names one of our deliveries, left alone otherwise.
+/// ledger: processed when no report needs a person and one names one of our deliveries,
+/// left alone otherwise.
 fn ledger_stand_in(
     seen: &mut Vec<Vec<Report>>,
 ) -> impl FnMut(&RawMessage) -> Result<Disposition, ImapError> + '_ {
@@ -45,9 +46,10 @@ fn ledger_stand_in(
         assert!(message.source.contains(";UID="), "{}", message.source);
         assert!(!message.source.contains(PASSWORD));
         let reports = classify(&message.bytes, Some(&bounce_address));
-        let ours = reports
-            .iter()
-            .any(|report| report.verp_tag().is_some_and(|tag| known.contains(tag)));
+        let ours = !reports.iter().any(Report::needs_a_person)
+            && reports
+                .iter()
+                .any(|report| report.verp_tag().is_some_and(|tag| known.contains(tag)));
         seen.push(reports);
         Ok(if ours {
             Disposition::Processed

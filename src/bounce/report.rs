@@ -25,6 +25,22 @@ impl Report {
         }
     }
 
+    /// Whether a person should see the message: mail that is not a report (a reader's reply
+    /// names our Message-ID in `In-Reply-To`, yet it is for the editors), a bounce that
+    /// does not say how it failed, bytes that do not parse. A message may leave the inbox
+    /// only if none of its reports needs a person and one of them is tied to a delivery.
+    pub fn needs_a_person(&self) -> bool {
+        matches!(
+            self,
+            Report::Ignored(Ignored {
+                reason: IgnoredReason::NotAReport
+                    | IgnoredReason::Unclassified
+                    | IgnoredReason::Unparseable,
+                ..
+            })
+        )
+    }
+
     /// The Message-ID of the message this report is about, in angle brackets as the ledger
     /// stores it (`<2021-08-23.0123abcd@example.com>`).
     pub fn original_message_id(&self) -> Option<&str> {

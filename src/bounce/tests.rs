@@ -282,6 +282,27 @@ fn a_readers_reply_is_not_a_report_even_when_it_talks_about_failed_delivery() {
     };
     assert_eq!(ignored.reason, IgnoredReason::NotAReport);
     assert_eq!(ignored.verp_tag, None);
+    // It names our message, but is for the editors to read: it must stay in the inbox.
+    let report = Report::Ignored(ignored);
+    assert_eq!(
+        report.original_message_id(),
+        Some("<2021-08-23.43c62122a201101fbc6ca78d@example.com>")
+    );
+    assert!(report.needs_a_person());
+}
+
+#[test]
+fn reports_a_machine_sent_need_no_person_once_recorded() {
+    for name in [
+        "postfix-hard-5.1.1.eml",
+        "postfix-delayed.eml",
+        "arf-yahoo-abuse.eml",
+        "vacation-auto-submitted.eml",
+        "vacation-subject-only.eml",
+    ] {
+        let reports = classify_fixture(name);
+        assert!(!reports.iter().any(Report::needs_a_person), "{name}");
+    }
 }
 
 #[test]
