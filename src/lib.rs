@@ -3,6 +3,7 @@
 //! of the arrows, and the invariants each one keeps.
 
 pub mod archive;
+pub mod bounce;
 pub mod cli;
 pub mod clock;
 pub mod cmd;

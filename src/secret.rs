@@ -153,6 +153,34 @@ impl Secret {
         let mac = self.mac(&["message-id", list_id, issue, address.as_str()]);
         hex(&mac[..12])
     }
+
+    /// The tag in a message's envelope sender (`bounces+<tag>@example.com`, see
+    /// `bounce::verp`): stable for an issue and recipient, like the Message-ID, so a resent
+    /// message bounces to the same address; 80 bits, which no one can guess for a reader, in
+    /// 16 characters of lowercase base32, which survive an MTA that lowercases local parts.
+    pub fn bounce_tag(&self, list_id: &str, issue: &str, address_key: &str) -> String {
+        let mac = self.mac(&["bounce", list_id, issue, address_key]);
+        base32_lower(&mac[..10])
+    }
+}
+
+/// RFC 4648 base32 in lowercase, without padding (`bytes.len()` a multiple of 5 needs none).
+fn base32_lower(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &byte in bytes {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -175,6 +203,37 @@ mod tests {
         assert_ne!(token, other.unsubscribe_token("list", &ada));
         assert_ne!(token, secret.unsubscribe_token("other-list", &ada));
         assert_ne!(token, secret.unsubscribe_token("list", &bob));
+    }
+
+    #[test]
+    fn bounce_tags_are_short_lowercase_base32_and_differ_per_issue_and_reader() {
+        let secret = Secret::from_passphrase(&"a".repeat(32)).unwrap();
+        let tag = secret.bounce_tag("list", "2021-08-23", "ada@example.com");
+        assert_eq!(tag.len(), 16);
+        assert!(
+            tag.bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        );
+        assert_eq!(
+            tag,
+            secret.bounce_tag("list", "2021-08-23", "ada@example.com")
+        );
+        assert_ne!(
+            tag,
+            secret.bounce_tag("list", "2021-08-30", "ada@example.com")
+        );
+        assert_ne!(
+            tag,
+            secret.bounce_tag("list", "2021-08-23", "bob@example.com")
+        );
+    }
+
+    #[test]
+    fn base32_matches_rfc_4648_test_vectors() {
+        // RFC 4648 section 10, lowercased and without padding.
+        assert_eq!(base32_lower(b"fooba"), "mzxw6ytb");
+        assert_eq!(base32_lower(b"foobar"), "mzxw6ytboi");
+        assert_eq!(base32_lower(b"f"), "my");
     }
 
     #[test]

@@ -561,6 +561,12 @@ impl TlsSettings {
         }
     }
 
+    /// The rustls configuration, for another protocol that verifies its server the same
+    /// way (the bounce mailbox over IMAP, `bounce::imap`).
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.0.clone()
+    }
+
     /// The Mozilla roots and the certificates in `pem` (which may be empty).
     pub fn with_extra_roots(pem: &[u8]) -> Result<TlsSettings, String> {
         let mut roots = RootCertStore {
