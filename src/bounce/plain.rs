@@ -217,8 +217,9 @@ fn recipients(context: &Context<'_, '_>, human: &str) -> Vec<(EmailAddress, Stri
             .flatten()
             .filter(|address| {
                 let key = address.key();
+                let key = key.as_str();
                 let local = key.split('@').next().unwrap_or("");
-                key != sender && !DAEMONS.contains(&local) && !context.is_ours(&key)
+                key != sender && !DAEMONS.contains(&local) && !context.is_ours(key)
             });
         match address {
             Some(address) => {

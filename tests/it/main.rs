@@ -1,8 +1,10 @@
 //! The integration tests, as one test binary (one link instead of ten): each module runs the
 //! real `letterpress` binary, or its library against real servers, in a temp folder per test.
 
+mod bounce_imap;
 mod browser;
 mod check;
+mod dovecot;
 mod interrupt;
 mod new;
 mod render;

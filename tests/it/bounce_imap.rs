@@ -1,14 +1,11 @@
-//! The bounce mailbox over IMAP against a real Dovecot (`bounce_imap/dovecot.rs`): reports of
+//! The bounce mailbox over IMAP against a real Dovecot (`dovecot.rs`): reports of
 //! ours move to `letterpress-processed`, and every other message stays exactly as it was,
 //! flags included, whichever way the server lets messages be moved.
-
-#[path = "bounce_imap/dovecot.rs"]
-mod dovecot;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use dovecot::{Dovecot, Folder, PASSWORD, Stored};
+use crate::dovecot::{Dovecot, Folder, PASSWORD, Stored};
 use letterpress::bounce::imap::{self, Disposition, ImapError, Mailbox, SettleMethod, Summary};
 use letterpress::bounce::imap_url::{ImapUrl, PROCESSED_FOLDER};
 use letterpress::bounce::{BounceKind, IgnoredReason, RawMessage, Report, VerpTag, classify};
