@@ -186,8 +186,8 @@ impl SmtpServer {
         self.addr.ip().to_string()
     }
 
-    /// `smtp://127.0.0.1:PORT` (plain SMTP, no TLS), as lettre's
-    /// `AsyncSmtpTransport::from_url` accepts it.
+    /// `smtp://127.0.0.1:PORT` (plain SMTP, no TLS), as
+    /// `LETTERPRESS_SMTP_URL` takes it.
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
     }
@@ -263,6 +263,21 @@ impl SmtpServer {
     /// How many TCP connections the server has accepted.
     pub fn connections_opened(&self) -> usize {
         self.shared.lock().connections_opened
+    }
+
+    /// The client's address on connection `connection` (numbered from 1).
+    pub fn client_addr(&self, connection: u64) -> Option<SocketAddr> {
+        let index = usize::try_from(connection).ok()?.checked_sub(1)?;
+        self.shared.lock().clients.get(index).copied()
+    }
+
+    /// Whether the client's end of connection `connection` has `TCP_NODELAY`
+    /// set, that is Nagle's algorithm off. Only the client knows that, so this
+    /// works for a client in this same process whose socket is still open (it
+    /// looks the socket up among the process's file descriptors), on Linux;
+    /// `None` otherwise.
+    pub fn client_nodelay(&self, connection: u64) -> Option<bool> {
+        own_socket_nodelay(self.client_addr(connection)?)
     }
 
     /// Every AUTH attempt, in order.
@@ -346,7 +361,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 Ok((stream, peer)) => {
                     // Replies are written whole; Nagle would only add latency.
                     let _ = stream.set_nodelay(true);
-                    let id = shared.open_connection();
+                    let id = shared.open_connection(peer);
                     shared.log(id, format!("* connection from {peer}"));
                     connections.spawn(session::serve(Arc::clone(&shared), stream, id));
                 }
@@ -392,6 +407,8 @@ pub(crate) struct State {
     pub(crate) auth_attempts: Vec<AuthAttempt>,
     pub(crate) commands: CommandCounts,
     pub(crate) connections_opened: usize,
+    /// Each connection's client address, in the order they were accepted.
+    pub(crate) clients: Vec<SocketAddr>,
     pub(crate) transcript: VecDeque<String>,
 }
 
@@ -408,6 +425,7 @@ impl Shared {
                 auth_attempts: Vec::new(),
                 commands: CommandCounts::default(),
                 connections_opened: 0,
+                clients: Vec::new(),
                 transcript: VecDeque::new(),
             }),
             message_added: Condvar::new(),
@@ -424,9 +442,10 @@ impl Shared {
     }
 
     /// Counts a new connection and returns its number (from 1).
-    fn open_connection(&self) -> u64 {
+    fn open_connection(&self, client: SocketAddr) -> u64 {
         let mut state = self.lock();
         state.connections_opened += 1;
+        state.clients.push(client);
         state.connections_opened as u64
     }
 
@@ -450,6 +469,41 @@ impl Shared {
         self.message_count.send_replace(state.messages.len());
         self.message_added.notify_all();
     }
+}
+
+/// `TCP_NODELAY` of this process's own TCP socket whose local address is `addr`.
+#[cfg(target_os = "linux")]
+fn own_socket_nodelay(addr: SocketAddr) -> Option<bool> {
+    use std::os::fd::{BorrowedFd, RawFd};
+
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor was open a moment ago and is only duplicated,
+        // never used or closed itself. Should another thread close it in the
+        // meantime, duplicating fails or copies whatever took its number, which
+        // the address check then rejects; closing the copy leaves the original
+        // alone.
+        let Ok(copy) = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned() else {
+            continue;
+        };
+        let socket = std::net::TcpStream::from(copy);
+        if socket.local_addr().ok() == Some(addr) {
+            return socket.nodelay().ok();
+        }
+    }
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn own_socket_nodelay(_addr: SocketAddr) -> Option<bool> {
+    None
 }
 
 /// A port on 127.0.0.1 where connections are refused, for testing "the SMTP
