@@ -12,3 +12,4 @@ mod serve;
 mod smtp_client;
 mod smtp_tls;
 mod support;
+mod testkit_server;
