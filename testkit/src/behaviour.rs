@@ -260,6 +260,7 @@ pub(crate) struct RateLimit {
 pub struct Behaviour {
     pub(crate) hostname: String,
     pub(crate) credentials: Vec<(String, String)>,
+    pub(crate) auth_mechanisms: Vec<String>,
     pub(crate) max_size: usize,
     pub(crate) mail_rules: Vec<ReplyRule>,
     pub(crate) rcpt_rules: Vec<ReplyRule>,
@@ -277,6 +278,7 @@ impl Default for Behaviour {
         Behaviour {
             hostname: "testkit.letterpress.invalid".to_owned(),
             credentials: Vec::new(),
+            auth_mechanisms: vec!["PLAIN".to_owned(), "LOGIN".to_owned()],
             // Large enough for any newsletter, small enough to notice a runaway.
             max_size: 35 * 1024 * 1024,
             mail_rules: Vec::new(),
@@ -311,11 +313,26 @@ impl Behaviour {
         self
     }
 
-    /// Advertise `AUTH PLAIN LOGIN`, accept this user/password pair (call
-    /// again to accept several) and refuse MAIL FROM with `530` until the
-    /// client has authenticated. Every attempt, right or wrong, is recorded.
+    /// Advertise `AUTH PLAIN LOGIN` (or what [`Behaviour::auth_mechanisms`]
+    /// says), accept this user/password pair (call again to accept several)
+    /// and refuse MAIL FROM with `530` until the client has authenticated.
+    /// Every attempt, right or wrong, is recorded.
     pub fn auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.credentials.push((username.into(), password.into()));
+        self
+    }
+
+    /// Offer only these AUTH mechanisms (of `PLAIN` and `LOGIN`), in this
+    /// order, and answer any other with `504`: for a relay that takes LOGIN
+    /// only, say. Has an effect only together with [`Behaviour::auth`].
+    pub fn auth_mechanisms<S: Into<String>>(
+        mut self,
+        mechanisms: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.auth_mechanisms = mechanisms
+            .into_iter()
+            .map(|mechanism| mechanism.into().to_ascii_uppercase())
+            .collect();
         self
     }
 
@@ -419,10 +436,11 @@ impl Behaviour {
     }
 
     /// Stop replying for `duration` at `stage` for matching transactions:
-    /// the socket stays open and whatever the client sends meanwhile is read
-    /// and thrown away. Afterwards the pending reply is sent as usual (if the
-    /// client is still there). Use a long duration for "forever"; the server
-    /// still shuts down promptly when dropped.
+    /// the socket stays open and whatever the client sends meanwhile waits.
+    /// Afterwards the pending reply is sent as usual (if the client is still
+    /// there), and then the replies to anything the client pipelined. Use a
+    /// long duration for "forever"; the server still shuts down promptly when
+    /// dropped.
     ///
     /// # Panics
     /// If `stage` is `Greeting` or `Ehlo` and `target` is an address: there

@@ -1,14 +1,15 @@
 //! A real SMTP server, on 127.0.0.1 and a random port, for letterpress's
 //! integration tests.
 //!
-//! letterpress sends newsletters through lettre's `AsyncSmtpTransport`. What
-//! matters most in a mailer is what happens when the receiving server does
-//! not simply say `250`: hard bounces, throttling, greylisting, a server
-//! restarting under a connection pool, a connection dying half-way through a
-//! message, a server that goes silent. Mocking lettre would only test our own
-//! assumptions about how lettre reports those, so this crate speaks enough
-//! ESMTP over real TCP for lettre, records everything it receives, and
-//! misbehaves exactly when told to (see [`Behaviour`]).
+//! letterpress hands its messages to a relay through its own SMTP client
+//! (`letterpress::delivery::smtp`). What matters most in a mailer is what
+//! happens when the receiving server does not simply say `250`: hard bounces,
+//! throttling, greylisting, a server restarting under a pool of sessions, a
+//! connection dying half-way through a message, a server that goes silent.
+//! Mocking the network would only test our own assumptions about what servers
+//! do, so this crate speaks enough ESMTP over real TCP for any client, records
+//! everything it receives, and misbehaves exactly when told to (see
+//! [`Behaviour`]).
 //!
 //! Two ways to run it:
 //! - [`SmtpServer::start`] inside a `#[tokio::test]`, on the test's runtime;
@@ -33,32 +34,36 @@
 //! assert!(server.incidents().is_empty());
 //! ```
 //!
-//! # How lettre (0.11, `AsyncSmtpTransport` on tokio, pooled) reports each case
+//! # What the server does, and what letterpress makes of it
 //!
-//! Pinned by `tests/misbehaviour.rs`. "none" means every predicate
-//! (`is_transient`, `is_permanent`, `is_timeout`, `is_response`,
-//! `is_client`) is false and `status()` is `None`: lettre's `Network` and
-//! `Connection` error kinds have no predicate of their own.
+//! Pinned by letterpress's `tests/it/testkit_server.rs`. "Client" is what
+//! `Session` reports (an `SmtpError`); "outcome" is what `SmtpRelay`, which
+//! pools sessions, bounds each attempt with a timeout and classifies the
+//! error, tells the send loop: **permanent** (the recipient fails and is never
+//! retried), **transient** (deferred and retried later; enough of them in a row
+//! with no delivery stop the run as "relay unreachable"), or **stop** (nothing
+//! can be sent this run: it stops at once and no recipient is marked).
 //!
-//! | server does | lettre's error |
-//! | --- | --- |
-//! | 5xx to RCPT/MAIL/end of DATA | `is_permanent`, `status()` = the code |
-//! | 4xx to RCPT/MAIL/end of DATA | `is_transient`, `status()` = the code |
-//! | 421 to the pool's NOOP check, then a working reconnect | no error at all |
-//! | 421 greeting (server still down) | `is_transient`, status 421 |
-//! | FIN mid-DATA ([`DropStyle::Close`]) | `is_response`, "incomplete response" |
-//! | RST mid-DATA ([`DropStyle::Reset`]) | none; "network error: Connection reset by peer" |
-//! | connection refused ([`RefusingPort`]) | none; "Connection error: Connection refused" |
-//! | connect never completes ([`BlackholePort`]) | `is_timeout`; "Connection error: connection timed out" |
-//! | stall at any stage | **no error: `send` hangs** despite `.timeout(..)`, which bounds the connect only |
-//! | wrong credentials | `is_permanent`, 535 |
-//! | credentials set, AUTH not advertised | `is_client` |
+//! | misbehaviour | the server | client | outcome |
+//! | --- | --- | --- | --- |
+//! | [`Behaviour::mail_reply`], [`rcpt_reply`](Behaviour::rcpt_reply), [`data_reply`](Behaviour::data_reply) with a 5xx | answers that command with it | `Rejected(reply, Transaction)`; the session stays usable | permanent |
+//! | the same with a 4xx | the same | the same | transient |
+//! | [`Behaviour::max_rate`] exceeded | `454` (Amazon SES's throttling) at the end of DATA | `Rejected(454, Transaction)` | transient |
+//! | a message above [`Behaviour::max_size`] | `552` at the end of DATA: our client declares no `SIZE`, so the whole message comes first | `Rejected(552, Transaction)` | permanent |
+//! | [`Behaviour::shutdown_after`], new connection | `421` as the greeting, then hangs up | `Rejected(421, Greeting)` | transient |
+//! | the same on an open session | `421` to the next command, then hangs up | `Io(UnexpectedEof)`: the reply to a command pipelined with it is missing, and the 421's text is lost; `is_alive` (the NOOP check) is false | transient; the session is dropped |
+//! | [`Behaviour::drop_in_data`], [`DropStyle::Close`] | FIN after the message's first line, no reply | `Io(UnexpectedEof)` | transient |
+//! | [`DropStyle::Reset`] | RST instead | `Io(ConnectionReset)`, or `BrokenPipe` if a write was still under way | transient |
+//! | nobody listening ([`RefusingPort`]) | | `Connect { .. }`, "Connection refused" | transient |
+//! | a connect that never completes ([`BlackholePort`]) | | `Session::open` waits: it has no timeout of its own | transient, "timed out after …s waiting for the relay" |
+//! | [`Behaviour::stall`] at any [`Stage`] | goes quiet; what the client pipelined is answered afterwards | `Session` waits | a short stall is latency; a long one is transient (timed out) and the session is dropped, never reused |
+//! | the same at [`Stage::DataEnd`] | keeps the whole message even if the client gives up | | transient, yet delivered: the retry is a second copy |
+//! | [`Behaviour::auth`], wrong password | `535` | `Rejected(535, Auth)` | stop |
+//! | credentials, but no AUTH offered | | `NoAuth` | stop |
+//! | [`Behaviour::auth`], no credentials given | `530` to every MAIL | `Rejected(530, Transaction)` | permanent, for every recipient |
 //!
-//! Wrapping `send` in `tokio::time::timeout` is therefore required, and has
-//! two traps: the message may have been delivered anyway (a stall at
-//! [`Stage::DataEnd`]), and the cancelled send's connection goes back to the
-//! pool out of step, so that the next message on it gets a reply meant for
-//! another command. Build a new transport after a cancelled send.
+//! Why letterpress does not use lettre's transport for this is pinned by
+//! `tests/why_not_lettre.rs`.
 //!
 //! Set `LETTERPRESS_TESTKIT_LOG=1` to echo the SMTP conversation to stderr;
 //! it is always available afterwards from [`SmtpServer::transcript`].
@@ -186,8 +191,8 @@ impl SmtpServer {
         self.addr.ip().to_string()
     }
 
-    /// `smtp://127.0.0.1:PORT` (plain SMTP, no TLS), as lettre's
-    /// `AsyncSmtpTransport::from_url` accepts it.
+    /// `smtp://127.0.0.1:PORT` (plain SMTP, no TLS), as
+    /// `LETTERPRESS_SMTP_URL` takes it.
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
     }
@@ -263,6 +268,21 @@ impl SmtpServer {
     /// How many TCP connections the server has accepted.
     pub fn connections_opened(&self) -> usize {
         self.shared.lock().connections_opened
+    }
+
+    /// The client's address on connection `connection` (numbered from 1).
+    pub fn client_addr(&self, connection: u64) -> Option<SocketAddr> {
+        let index = usize::try_from(connection).ok()?.checked_sub(1)?;
+        self.shared.lock().clients.get(index).copied()
+    }
+
+    /// Whether the client's end of connection `connection` has `TCP_NODELAY`
+    /// set, that is Nagle's algorithm off. Only the client knows that, so this
+    /// works for a client in this same process whose socket is still open (it
+    /// looks the socket up among the process's file descriptors), on Linux;
+    /// `None` otherwise.
+    pub fn client_nodelay(&self, connection: u64) -> Option<bool> {
+        own_socket_nodelay(self.client_addr(connection)?)
     }
 
     /// Every AUTH attempt, in order.
@@ -346,7 +366,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 Ok((stream, peer)) => {
                     // Replies are written whole; Nagle would only add latency.
                     let _ = stream.set_nodelay(true);
-                    let id = shared.open_connection();
+                    let id = shared.open_connection(peer);
                     shared.log(id, format!("* connection from {peer}"));
                     connections.spawn(session::serve(Arc::clone(&shared), stream, id));
                 }
@@ -392,6 +412,8 @@ pub(crate) struct State {
     pub(crate) auth_attempts: Vec<AuthAttempt>,
     pub(crate) commands: CommandCounts,
     pub(crate) connections_opened: usize,
+    /// Each connection's client address, in the order they were accepted.
+    pub(crate) clients: Vec<SocketAddr>,
     pub(crate) transcript: VecDeque<String>,
 }
 
@@ -408,6 +430,7 @@ impl Shared {
                 auth_attempts: Vec::new(),
                 commands: CommandCounts::default(),
                 connections_opened: 0,
+                clients: Vec::new(),
                 transcript: VecDeque::new(),
             }),
             message_added: Condvar::new(),
@@ -424,9 +447,10 @@ impl Shared {
     }
 
     /// Counts a new connection and returns its number (from 1).
-    fn open_connection(&self) -> u64 {
+    fn open_connection(&self, client: SocketAddr) -> u64 {
         let mut state = self.lock();
         state.connections_opened += 1;
+        state.clients.push(client);
         state.connections_opened as u64
     }
 
@@ -450,6 +474,41 @@ impl Shared {
         self.message_count.send_replace(state.messages.len());
         self.message_added.notify_all();
     }
+}
+
+/// `TCP_NODELAY` of this process's own TCP socket whose local address is `addr`.
+#[cfg(target_os = "linux")]
+fn own_socket_nodelay(addr: SocketAddr) -> Option<bool> {
+    use std::os::fd::{BorrowedFd, RawFd};
+
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor was open a moment ago and is only duplicated,
+        // never used or closed itself. Should another thread close it in the
+        // meantime, duplicating fails or copies whatever took its number, which
+        // the address check then rejects; closing the copy leaves the original
+        // alone.
+        let Ok(copy) = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned() else {
+            continue;
+        };
+        let socket = std::net::TcpStream::from(copy);
+        if socket.local_addr().ok() == Some(addr) {
+            return socket.nodelay().ok();
+        }
+    }
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn own_socket_nodelay(_addr: SocketAddr) -> Option<bool> {
+    None
 }
 
 /// A port on 127.0.0.1 where connections are refused, for testing "the SMTP
@@ -499,9 +558,10 @@ impl Default for RefusingPort {
 }
 
 /// A port on 127.0.0.1 where TCP connects hang: the listener's accept queue
-/// is full and nobody ever accepts, so the kernel drops new SYNs. This is the
-/// only way to make lettre's `AsyncSmtpTransport` time out by itself: its
-/// `.timeout(..)` bounds the TCP connect only (see the crate documentation).
+/// is full and nobody ever accepts, so the kernel drops new SYNs. For testing
+/// a relay that never answers at all: the connect fails only after the
+/// kernel's retries, minutes later, so what ends the attempt is the caller's
+/// own timeout (letterpress's `SmtpRelay`).
 #[derive(Debug)]
 pub struct BlackholePort {
     _listener: std::net::TcpListener,

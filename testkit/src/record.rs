@@ -25,7 +25,8 @@ pub struct ReceivedMessage {
     /// The message exactly as received, after dot-unstuffing, without the
     /// terminating `.` line. Per RFC 5321 the CRLF before that `.` belongs
     /// to the message's last line, so a client that sends `body` followed by
-    /// `\r\n.\r\n` (as lettre does) yields `body\r\n` here.
+    /// `\r\n.\r\n` (as letterpress's client does when `body` lacks a final
+    /// line break) yields `body\r\n` here.
     pub data: Vec<u8>,
     pub received_at: SystemTime,
 }
@@ -110,8 +111,9 @@ pub enum IncidentKind {
     Dropped(crate::behaviour::DropStyle),
     /// The server went quiet on purpose at this stage for this long.
     Stalled { stage: Stage, duration: Duration },
-    /// The client went away after DATA had started and before the server
-    /// answered the message (e.g. it timed out during a stall at DataEnd).
+    /// The client went away after the `354` and before the message's final
+    /// `.`, so the message was never whole. (A client that leaves during a
+    /// stall at [`Stage::DataEnd`] leaves a whole message, which is kept.)
     Abandoned,
 }
 
@@ -144,6 +146,11 @@ pub struct CommandCounts {
     pub quit: usize,
     /// Anything else, including unknown commands.
     pub other: usize,
+    /// Commands that had already arrived when the server started on the
+    /// command before them, i.e. sent without waiting for its reply
+    /// (RFC 2920 pipelining). A client that pipelines MAIL, RCPT and DATA
+    /// scores 2 per message; one that waits for every reply scores 0.
+    pub pipelined: usize,
 }
 
 /// Returned by the `wait_for_messages` methods when the messages did not

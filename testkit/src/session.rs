@@ -22,8 +22,8 @@ use crate::record::{AuthAttempt, Incident, IncidentKind, ReceivedMessage};
 /// sees our FIN (end-of-file) rather than a reset caused by unread data.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
-/// The AUTH LOGIN prompts, base64 for "Username:" and "Password:" (the exact
-/// words lettre looks for).
+/// The AUTH LOGIN prompts, base64 for "Username:" and "Password:", the words
+/// clients conventionally expect (RFC 4954 leaves them open).
 const LOGIN_USERNAME_PROMPT: &str = "VXNlcm5hbWU6";
 const LOGIN_PASSWORD_PROMPT: &str = "UGFzc3dvcmQ6";
 
@@ -100,6 +100,11 @@ impl Session {
         };
         let verb = verb.to_ascii_uppercase();
         self.count(&verb);
+        // This command has no reply yet, so whatever is already waiting behind
+        // it was sent without waiting for one.
+        if !self.stream.buffer().is_empty() {
+            self.shared.lock().commands.pipelined += 1;
+        }
         if self.shutdown_due() {
             self.shut_down().await?;
             return Ok(Flow::Close);
@@ -138,7 +143,7 @@ impl Session {
             (
                 b.hostname.clone(),
                 b.max_size,
-                !b.credentials.is_empty(),
+                (!b.credentials.is_empty()).then(|| b.auth_mechanisms.join(" ")),
                 b.pipelining,
             )
         };
@@ -152,8 +157,8 @@ impl Session {
             "SMTPUTF8".to_owned(),
             "ENHANCEDSTATUSCODES".to_owned(),
         ]);
-        if auth {
-            lines.push("AUTH PLAIN LOGIN".to_owned());
+        if let Some(mechanisms) = auth {
+            lines.push(format!("AUTH {mechanisms}"));
         }
         self.reply(&Reply::new(250, lines.join("\n"))).await?;
         Ok(Flow::Continue)
@@ -314,13 +319,18 @@ impl Session {
         self.log(format!("> <message, {size} bytes>"));
         self.shared.lock().commands.messages_completed += 1;
 
-        if !self.maybe_stall(Stage::DataEnd, &recipients).await? {
-            return Ok(Flow::Close);
-        }
+        let client_stayed = self.maybe_stall(Stage::DataEnd, &recipients).await;
         let Some(tx) = self.tx.take() else {
             return Ok(Flow::Close);
         };
+        // The message is whole, so it is judged (and kept, if accepted) even
+        // when the client gave up during the stall: a real server has queued
+        // it by then, and this is the case where the client cannot know.
         let reply = self.judge_message(tx);
+        if !client_stayed? {
+            self.log(format!("~ the client left before the reply: {reply}"));
+            return Ok(Flow::Close);
+        }
         self.reply(&reply).await?;
         Ok(Flow::Continue)
     }
@@ -422,7 +432,11 @@ impl Session {
     }
 
     async fn auth(&mut self, arg: &str) -> io::Result<Flow> {
-        let credentials = self.shared.lock().behaviour.credentials.clone();
+        let (credentials, offered) = {
+            let state = self.shared.lock();
+            let b = &state.behaviour;
+            (b.credentials.clone(), b.auth_mechanisms.clone())
+        };
         if credentials.is_empty() {
             return self
                 .send(503, "5.5.1 Error: authentication not enabled")
@@ -440,6 +454,11 @@ impl Session {
             Some((mechanism, initial)) => (mechanism.to_ascii_uppercase(), Some(initial.trim())),
             None => (arg.to_ascii_uppercase(), None),
         };
+        if !offered.contains(&mechanism) {
+            return self
+                .send(504, "5.5.4 Unrecognized authentication type")
+                .await;
+        }
         let (username, password) = match mechanism.as_str() {
             "PLAIN" => {
                 let response = match initial {
@@ -514,9 +533,8 @@ impl Session {
         Ok(Some(line))
     }
 
-    /// If a stall rule matches this stage, goes quiet for its duration while
-    /// reading and discarding input. Returns `false` if the client hung up
-    /// meanwhile.
+    /// If a stall rule matches this stage, goes quiet for its duration.
+    /// Returns `false` if the client hung up meanwhile.
     async fn maybe_stall(&mut self, stage: Stage, addresses: &[String]) -> io::Result<bool> {
         let duration = {
             let mut state = self.shared.lock();
@@ -540,17 +558,19 @@ impl Session {
             rcpt_to,
         );
         self.log(format!("~ stalling {duration:?} at {stage:?}"));
+        // Nothing the client sends meanwhile is consumed: commands it pipelined
+        // are answered after the stall, as a slow server would. Its hanging up is
+        // noticed at once while nothing is waiting to be read; once something
+        // is, the end of input lies behind it, so the stall is simply sat out.
         let stream = &mut self.stream;
-        let mut scratch = [0u8; 4096];
-        let drained = tokio::time::timeout(duration, async {
-            loop {
-                if stream.read(&mut scratch).await? == 0 {
-                    return Ok::<(), io::Error>(());
-                }
+        let hung_up = tokio::time::timeout(duration, async {
+            if stream.fill_buf().await?.is_empty() {
+                return Ok::<(), io::Error>(());
             }
+            std::future::pending().await
         })
         .await;
-        match drained {
+        match hung_up {
             Err(_elapsed) => Ok(true),
             Ok(Ok(())) => Ok(false),
             Ok(Err(error)) => Err(error),

@@ -1,10 +1,13 @@
 //! The SMTP dialogue at the byte level, with a hand-written client, for what
-//! lettre never does (pipelining, AUTH LOGIN with an initial response, bad
-//! command order) and for dot-unstuffing independent of lettre's escaping.
+//! no well-behaved client does (bad command order, AUTH with and without an
+//! initial response, hanging up mid-message) and for pipelining and
+//! dot-unstuffing independent of any client's own escaping. The server
+//! driven by letterpress's own client is tested in letterpress's
+//! `tests/it/testkit_server.rs`.
 
 use std::time::Duration;
 
-use letterpress_testkit::{Behaviour, IncidentKind, SmtpServer};
+use letterpress_testkit::{Behaviour, IncidentKind, SmtpServer, Stage, Target};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -63,7 +66,7 @@ impl RawClient {
 }
 
 #[tokio::test]
-async fn the_greeting_and_ehlo_advertise_what_lettre_needs() {
+async fn the_greeting_and_ehlo_advertise_the_extensions_a_client_needs() {
     let server = SmtpServer::start(Behaviour::new().hostname("mx.test").auth("u", "p")).await;
     let mut client = RawClient::connect(&server).await;
     assert_eq!(
@@ -164,6 +167,9 @@ async fn pipelined_commands_are_answered_in_order_and_data_is_unstuffed_exactly(
         .expect("two");
     assert_eq!(messages[1].data, b"second\r\n");
     assert_eq!(messages[1].connection, messages[0].connection);
+    // MAIL, both RCPTs and DATA came before EHLO's reply; RCPT and DATA
+    // before MAIL's the second time.
+    assert_eq!(server.commands().pipelined, 4 + 2);
 }
 
 #[tokio::test]
@@ -190,6 +196,19 @@ async fn auth_login_and_plain_work_with_and_without_initial_responses() {
     other.command("EHLO c").await;
     assert_eq!(other.command("AUTH PLAIN !!!").await, 501);
     assert_eq!(other.command("AUTH CRAM-MD5").await, 504);
+
+    let login_only = SmtpServer::start(
+        Behaviour::new()
+            .auth("user", "pass")
+            .auth_mechanisms(["login"]),
+    )
+    .await;
+    let mut third = RawClient::connect(&login_only).await;
+    third.reply().await;
+    third.send("EHLO c\r\n").await;
+    assert_eq!(third.reply().await.1.last().unwrap(), "AUTH LOGIN");
+    assert_eq!(third.command("AUTH PLAIN AHVzZXIAcGFzcw==").await, 504);
+    assert!(login_only.auth_attempts().is_empty());
 
     let attempts: Vec<_> = server
         .auth_attempts()
@@ -245,4 +264,75 @@ async fn a_broken_connection_does_not_disturb_the_server() {
     assert_eq!(client.reply().await.0, 220);
     assert_eq!(client.command("EHLO still-alive").await, 250);
     assert_eq!(server.connections_opened(), 6);
+}
+
+#[tokio::test]
+async fn waiting_for_messages_that_never_come_times_out_with_a_clear_error() {
+    let server = SmtpServer::start(Behaviour::new()).await;
+    let error = server
+        .wait_for_messages(1, Duration::from_millis(50))
+        .await
+        .expect_err("nothing was sent");
+    assert_eq!((error.wanted, error.received), (1, 0));
+    assert_eq!(
+        error.to_string(),
+        "waited 50ms for 1 message(s) but the SMTP server received 0"
+    );
+}
+
+#[tokio::test]
+async fn what_a_client_pipelines_during_a_stall_is_answered_after_it() {
+    let server = SmtpServer::start(Behaviour::new().stall(
+        Stage::Mail,
+        Target::Any,
+        Duration::from_millis(100),
+    ))
+    .await;
+    let mut client = RawClient::connect(&server).await;
+    client.reply().await;
+    client.command("EHLO c").await;
+    client
+        .send("MAIL FROM:<s@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n")
+        .await;
+    for expected in [250, 250, 354] {
+        assert_eq!(client.reply().await.0, expected);
+    }
+    client.send("late but whole\r\n.\r\n").await;
+    assert_eq!(client.reply().await.0, 250);
+    assert_eq!(server.messages()[0].data, b"late but whole\r\n");
+}
+
+#[tokio::test]
+async fn a_whole_message_is_kept_when_the_client_leaves_during_a_stall_before_its_reply() {
+    let server = SmtpServer::start(Behaviour::new().stall(
+        Stage::DataEnd,
+        Target::Any,
+        Duration::from_secs(60),
+    ))
+    .await;
+    let mut client = RawClient::connect(&server).await;
+    client.reply().await;
+    client
+        .send("EHLO c\r\nMAIL FROM:<s@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n")
+        .await;
+    for _ in 0..4 {
+        client.reply().await;
+    }
+    client.send("Subject: timed out\r\n\r\nbody\r\n.\r\n").await;
+    // The client gives up on the reply, as one with a timeout does.
+    drop(client);
+
+    let received = server
+        .wait_for_messages(1, Duration::from_secs(5))
+        .await
+        .expect("kept although nobody heard the reply");
+    assert_eq!(received[0].data, b"Subject: timed out\r\n\r\nbody\r\n");
+    let kinds: Vec<_> = server.incidents().into_iter().map(|i| i.kind).collect();
+    assert_eq!(
+        kinds,
+        [IncidentKind::Stalled {
+            stage: Stage::DataEnd,
+            duration: Duration::from_secs(60)
+        }]
+    );
 }

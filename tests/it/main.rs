@@ -14,3 +14,4 @@ mod serve;
 mod smtp_client;
 mod smtp_tls;
 mod support;
+mod testkit_server;

@@ -3,7 +3,7 @@
 
 use letterpress::delivery::smtp::{Session, SmtpError, Step, TlsSettings};
 use letterpress::delivery::smtp_url::SmtpUrl;
-use letterpress_testkit::{Behaviour, Reply, SmtpServer};
+use letterpress_testkit::{Behaviour, IncidentKind, Reply, SmtpServer};
 
 fn tls() -> TlsSettings {
     TlsSettings::with_extra_roots(&[]).unwrap()
@@ -60,6 +60,13 @@ async fn a_refused_recipient_leaves_the_session_ready_for_the_next_message() {
     assert_eq!(server.message_count(), 1);
     assert_eq!(server.connections_opened(), 1);
     assert_eq!(server.messages()[0].rcpt_to, ["here@example.com"]);
+    let incidents = server.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(
+        incidents[0].kind,
+        IncidentKind::RcptRefused(Reply::user_unknown())
+    );
+    assert_eq!(incidents[0].rcpt_to, ["gone@example.com"]);
 }
 
 #[tokio::test]
