@@ -51,8 +51,11 @@ pub enum SmtpError {
     #[error("{0}")]
     Rejected(Reply, Step),
     /// No answer within the time allowed, at the step named (before the message was whole).
-    #[error("no answer from the relay within {seconds}s ({step})")]
-    Timeout { step: Step, seconds: u64 },
+    #[error("no answer from the relay within {}s ({step})", limit.as_secs_f64())]
+    Timeout {
+        step: Step,
+        limit: std::time::Duration,
+    },
     /// The whole message, final dot included, was written and then the relay's answer never
     /// came (a timeout, a dropped line): it may have the message (RFC 1047), so it must not
     /// be sent again without asking.
@@ -154,6 +157,9 @@ pub struct Session {
     eight_bit: bool,
     smtputf8: bool,
     timeouts: Timeouts,
+    /// False once the connection broke, timed out, or the relay said it is closing (421):
+    /// such a session is dropped, never used for another message.
+    usable: bool,
 }
 
 impl Session {
@@ -202,6 +208,7 @@ impl Session {
             eight_bit: false,
             smtputf8: false,
             timeouts,
+            usable: true,
         };
         session.expect(Step::Greeting).await?;
         let mut extensions = session.hello(hello).await?;
@@ -232,6 +239,7 @@ impl Session {
                 eight_bit: false,
                 smtputf8: false,
                 timeouts,
+                usable: true,
             };
             extensions = session.hello(hello).await?;
         }
@@ -335,38 +343,51 @@ impl Session {
             batch.extend_from_slice(b"DATA\r\n");
             self.write(&batch).await?;
             let mail_reply = self.read_reply(Step::Mail).await?;
-            let rcpt_reply = self.read_reply(Step::Rcpt).await?;
-            let data_reply = self.read_reply(Step::Data).await?;
+            // A relay that refuses MAIL (or RCPT) may hang up without answering the rest
+            // (421): then its refusal is the answer to report, not the hang-up.
+            let rcpt_reply = match self.read_reply(Step::Rcpt).await {
+                Ok(reply) => reply,
+                Err(_) if !mail_reply.is_positive() => {
+                    return Err(SmtpError::Rejected(mail_reply, Step::Mail));
+                }
+                Err(error) => return Err(error),
+            };
+            let data_reply = match self.read_reply(Step::Data).await {
+                Ok(reply) => reply,
+                Err(_) if !mail_reply.is_positive() => {
+                    return Err(SmtpError::Rejected(mail_reply, Step::Mail));
+                }
+                Err(_) if !rcpt_reply.is_positive() => {
+                    return Err(SmtpError::Rejected(rcpt_reply, Step::Rcpt));
+                }
+                Err(error) => return Err(error),
+            };
             if data_reply.code == 354 && !(mail_reply.is_positive() && rcpt_reply.is_positive()) {
                 // A relay that takes DATA with no valid recipient gets an empty message, which
                 // goes nowhere, to end the transaction.
                 self.write(b".\r\n").await?;
                 self.read_reply(Step::Housekeeping).await?;
             }
-            for (reply, step) in [(mail_reply, Step::Mail), (rcpt_reply, Step::Rcpt)] {
+            for (reply, step) in [
+                (mail_reply, Step::Mail),
+                (rcpt_reply, Step::Rcpt),
+                (data_reply, Step::Data),
+            ] {
                 if !reply.is_positive() {
-                    self.reset().await?;
-                    return Err(SmtpError::Rejected(reply, step));
+                    return Err(self.refused(reply, step).await);
                 }
-            }
-            if data_reply.code != 354 {
-                self.reset().await?;
-                return Err(SmtpError::Rejected(data_reply, Step::Data));
             }
         } else {
-            for (command, step) in [(mail.as_bytes(), Step::Mail), (rcpt.as_bytes(), Step::Rcpt)] {
-                if let Err(error) = self.command(command, step).await {
-                    if matches!(error, SmtpError::Rejected(..)) {
-                        self.reset().await?;
-                    }
-                    return Err(error);
+            for (command, step) in [
+                (mail.as_bytes(), Step::Mail),
+                (rcpt.as_bytes(), Step::Rcpt),
+                (b"DATA\r\n".as_slice(), Step::Data),
+            ] {
+                self.write(command).await?;
+                let reply = self.read_reply(step).await?;
+                if !reply.is_positive() {
+                    return Err(self.refused(reply, step).await);
                 }
-            }
-            self.write(b"DATA\r\n").await?;
-            let reply = self.read_reply(Step::Data).await?;
-            if reply.code != 354 {
-                self.reset().await?;
-                return Err(SmtpError::Rejected(reply, Step::Data));
             }
         }
         self.write_data(message).await?;
@@ -377,6 +398,21 @@ impl Session {
             Ok(reply) => Err(SmtpError::Rejected(reply, Step::DataEnd)),
             Err(error) => Err(SmtpError::Unconfirmed(error.to_string())),
         }
+    }
+
+    /// The refusal to report, after leaving the session ready for the next message (RSET),
+    /// or marked unusable when the relay is closing it or the reset fails: the refusal is
+    /// what matters, not what came after it.
+    async fn refused(&mut self, reply: Reply, step: Step) -> SmtpError {
+        if reply.code == 421 || self.reset().await.is_err() {
+            self.usable = false;
+        }
+        SmtpError::Rejected(reply, step)
+    }
+
+    /// Whether the session may carry another message.
+    pub fn is_usable(&self) -> bool {
+        self.usable
     }
 
     /// Whether the session still answers, for one that sat idle.
@@ -414,12 +450,14 @@ impl Session {
     async fn write(&mut self, bytes: &[u8]) -> Result<(), SmtpError> {
         let timeouts = self.timeouts;
         let stream = self.stream.get_mut();
-        bounded(timeouts, Step::Housekeeping, async {
+        let written = bounded(timeouts, Step::Housekeeping, async {
             stream.write_all(bytes).await?;
             stream.flush().await?;
             Ok(())
         })
-        .await
+        .await;
+        self.usable &= written.is_ok();
+        written
     }
 
     /// The message with dot-stuffing (RFC 5321 4.5.2) and the final `.`, in as few writes as
@@ -428,6 +466,8 @@ impl Session {
     /// unknown (some of it may have gone), so it is `Unconfirmed`.
     async fn write_data(&mut self, message: &[u8]) -> Result<(), SmtpError> {
         let timeouts = self.timeouts;
+        // Until it is back, assume the worst: any failure below leaves the session unusable.
+        self.usable = false;
         let stream = self.stream.get_mut();
         bounded(timeouts, Step::Data, write_stuffed(stream, message)).await?;
         let terminator: &[u8] = if message.ends_with(b"\r\n") {
@@ -441,7 +481,9 @@ impl Session {
             Ok(())
         })
         .await
-        .map_err(|error| SmtpError::Unconfirmed(error.to_string()))
+        .map_err(|error| SmtpError::Unconfirmed(error.to_string()))?;
+        self.usable = true;
+        Ok(())
     }
 
     /// One reply, however many lines, within the step's time: the final dot's reply may take
@@ -452,13 +494,12 @@ impl Session {
         } else {
             self.timeouts.command
         };
-        match tokio::time::timeout(limit, read_reply(&mut self.stream)).await {
+        let reply = match tokio::time::timeout(limit, read_reply(&mut self.stream)).await {
             Ok(reply) => reply,
-            Err(_) => Err(SmtpError::Timeout {
-                step,
-                seconds: limit.as_secs(),
-            }),
-        }
+            Err(_) => Err(SmtpError::Timeout { step, limit }),
+        };
+        self.usable &= reply.is_ok();
+        reply
     }
 }
 
@@ -472,7 +513,7 @@ async fn bounded<T>(
         .await
         .unwrap_or(Err(SmtpError::Timeout {
             step,
-            seconds: timeouts.command.as_secs(),
+            limit: timeouts.command,
         }))
 }
 

@@ -205,7 +205,7 @@ impl SmtpRelay {
                 Attempt::Delivered(reply.to_string())
             }
             Err(error) => {
-                if matches!(error, SmtpError::Rejected(..) | SmtpError::NeedsSmtpUtf8(_)) {
+                if session.is_usable() {
                     self.put_back(session);
                 }
                 classify(error)

@@ -38,29 +38,35 @@
 //!
 //! Pinned by letterpress's `tests/it/testkit_server.rs`. "Client" is what
 //! `Session` reports (an `SmtpError`); "outcome" is what `SmtpRelay`, which
-//! pools sessions, bounds each attempt with a timeout and classifies the
-//! error, tells the send loop: **permanent** (the recipient fails and is never
-//! retried), **transient** (deferred and retried later; enough of them in a row
-//! with no delivery stop the run as "relay unreachable"), or **stop** (nothing
-//! can be sent this run: it stops at once and no recipient is marked).
+//! pools sessions, bounds each step with a timeout and classifies the error,
+//! tells the send loop: **permanent** (the recipient fails and is never
+//! retried), **refused** (the message was refused: the recipient fails, unless
+//! ten in a row get the same refusal, which stops the run and puts them back),
+//! **transient** (deferred and retried later; enough of them in a row with no
+//! delivery stop the run as "relay unreachable"), **uncertain** (the whole
+//! message was handed over and no answer came: maybe delivered, never sent
+//! again unless asked), or **stop** (nothing can be sent this run: it stops at
+//! once and no recipient is marked).
 //!
 //! | misbehaviour | the server | client | outcome |
 //! | --- | --- | --- | --- |
-//! | [`Behaviour::mail_reply`], [`rcpt_reply`](Behaviour::rcpt_reply), [`data_reply`](Behaviour::data_reply) with a 5xx | answers that command with it | `Rejected(reply, Transaction)`; the session stays usable | permanent |
-//! | the same with a 4xx | the same | the same | transient |
-//! | [`Behaviour::max_rate`] exceeded | `454` (Amazon SES's throttling) at the end of DATA | `Rejected(454, Transaction)` | transient |
-//! | a message above [`Behaviour::max_size`] | `552` at the end of DATA: our client declares no `SIZE`, so the whole message comes first | `Rejected(552, Transaction)` | permanent |
+//! | [`Behaviour::rcpt_reply`] with a 5xx | answers RCPT with it | `Rejected(reply, Rcpt)`; the session stays usable | permanent |
+//! | [`Behaviour::mail_reply`] with a 5xx | answers MAIL with it | `Rejected(reply, Mail)` | stop: it is about the sender |
+//! | [`Behaviour::data_reply`] with a 5xx | answers the end of DATA with it | `Rejected(reply, DataEnd)` | refused |
+//! | any of them with a 4xx | the same | the same | transient |
+//! | [`Behaviour::max_rate`] exceeded | `454` (Amazon SES's throttling) at the end of DATA | `Rejected(454, DataEnd)` | transient |
+//! | a message above [`Behaviour::max_size`] | `552` at the end of DATA: our client declares no `SIZE`, so the whole message comes first | `Rejected(552, DataEnd)` | refused |
 //! | [`Behaviour::shutdown_after`], new connection | `421` as the greeting, then hangs up | `Rejected(421, Greeting)` | transient |
-//! | the same on an open session | `421` to the next command, then hangs up | `Io(UnexpectedEof)`: the reply to a command pipelined with it is missing, and the 421's text is lost; `is_alive` (the NOOP check) is false | transient; the session is dropped |
-//! | [`Behaviour::drop_in_data`], [`DropStyle::Close`] | FIN after the message's first line, no reply | `Io(UnexpectedEof)` | transient |
-//! | [`DropStyle::Reset`] | RST instead | `Io(ConnectionReset)`, or `BrokenPipe` if a write was still under way | transient |
+//! | the same on an open session | `421` to the next command, then hangs up | `Rejected(421, Mail)`, the session marked unusable | transient; the session is dropped |
+//! | [`Behaviour::drop_in_data`], [`DropStyle::Close`] | FIN after the message's first line, no reply | `Unconfirmed`: the message had been written whole into the socket | uncertain |
+//! | [`DropStyle::Reset`] | RST instead | `Unconfirmed`, or `Io(BrokenPipe)` if a write was still under way | uncertain, or transient |
 //! | nobody listening ([`RefusingPort`]) | | `Connect { .. }`, "Connection refused" | transient |
-//! | a connect that never completes ([`BlackholePort`]) | | `Session::open` waits: it has no timeout of its own | transient, "timed out after …s waiting for the relay" |
-//! | [`Behaviour::stall`] at any [`Stage`] | goes quiet; what the client pipelined is answered afterwards | `Session` waits | a short stall is latency; a long one is transient (timed out) and the session is dropped, never reused |
-//! | the same at [`Stage::DataEnd`] | keeps the whole message even if the client gives up | | transient, yet delivered: the retry is a second copy |
+//! | a connect that never completes ([`BlackholePort`]) | | `Connect { .. }`, "timed out" after the command timeout | transient |
+//! | [`Behaviour::stall`] before the final dot | goes quiet; what the client pipelined is answered afterwards | `Timeout { step }` after the command timeout | a short stall is latency; a long one is transient and the session is dropped |
+//! | the same at [`Stage::DataEnd`] | keeps the whole message even if the client gives up | `Unconfirmed` after the final reply's timeout | uncertain (and indeed delivered) |
 //! | [`Behaviour::auth`], wrong password | `535` | `Rejected(535, Auth)` | stop |
 //! | credentials, but no AUTH offered | | `NoAuth` | stop |
-//! | [`Behaviour::auth`], no credentials given | `530` to every MAIL | `Rejected(530, Transaction)` | permanent, for every recipient |
+//! | [`Behaviour::auth`], no credentials given | `530` to every MAIL | `Rejected(530, Mail)` | stop: it is about us |
 //!
 //! Why letterpress does not use lettre's transport for this is pinned by
 //! `tests/why_not_lettre.rs`.
