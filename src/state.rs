@@ -51,12 +51,19 @@ impl StateDir {
         create_private_dir(&self.path).with_context(|| format!("cannot create `{}`", self.display))
     }
 
-    /// The delivery ledger, created on first use.
+    /// The delivery ledger, created on first use, readable by its owner only (with its
+    /// WAL files, which hold the same data).
     pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
         self.create()?;
         let path = self.ledger_path();
-        Ledger::open(&path)
-            .with_context(|| format!("cannot open the ledger `{}`", self.display(LEDGER_FILE)))
+        let ledger = Ledger::open(&path)
+            .with_context(|| format!("cannot open the ledger `{}`", self.display(LEDGER_FILE)))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            make_private(&file)
+                .with_context(|| format!("cannot make `{}` private", file.display()))?;
+        }
+        Ok(ledger)
     }
 
     /// The ledger if there is one: commands that only read (`check`, a dry run, `render
@@ -72,6 +79,30 @@ impl StateDir {
     /// `secret` in this folder, created on first use.
     pub fn secret(&self, passphrase: Option<&Passphrase>) -> Result<Secret, SecretError> {
         Secret::load(passphrase.map(Passphrase::expose), &self.path)
+    }
+
+    /// A warning when the secret comes from a file others can read: anyone who reads it can
+    /// forge unsubscribe links. Left to the owner to fix, since they may have a reason.
+    pub fn secret_file_warning(&self, passphrase: Option<&Passphrase>) -> Option<String> {
+        if passphrase.is_some() {
+            return None;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(self.path.join("secret"))
+                .ok()?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                let shown = self.display("secret");
+                return Some(format!(
+                    "warning: {shown} can be read by others (mode {:o}), and with it anyone can forge unsubscribe links: `chmod 600 {shown}`",
+                    mode & 0o777
+                ));
+            }
+        }
+        None
     }
 
     /// The secret if there is one, else a throwaway one: a preview must not create files.
@@ -98,6 +129,24 @@ impl StateDir {
     pub fn scheduler_lock_path(&self) -> PathBuf {
         self.path.join("scheduler.lock")
     }
+}
+
+/// Takes away every permission but the owner's from a file, if it exists.
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(metadata) if metadata.permissions().mode() & 0o077 != 0 => {
+                let mode = metadata.permissions().mode() & 0o700;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// A folder only its owner can enter, created with its parents if needed. An existing one

@@ -39,6 +39,16 @@ impl Context {
         }
     }
 
+    /// The secret behind links, with a warning printed when its file is readable by others.
+    pub fn secret(&self) -> anyhow::Result<crate::secret::Secret> {
+        let passphrase = self.settings.secret.as_ref();
+        let secret = self.state.secret(passphrase)?;
+        if let Some(warning) = self.state.secret_file_warning(passphrase) {
+            eprintln!("{warning}");
+        }
+        Ok(secret)
+    }
+
     /// The edition an `ISSUE` argument names, its warnings printed.
     pub fn load_edition(&self, issue_argument: &str) -> Result<Edition, Invalid> {
         require(Edition::load(&self.workspace, issue_argument))

@@ -68,7 +68,7 @@ fn problems(title: &str, problems: &[Problem]) {
     let width = problems
         .iter()
         .take(SHOWN)
-        .map(|problem| problem.email.len())
+        .map(|problem| problem.email.chars().count())
         .max()
         .unwrap_or(0);
     for problem in problems.iter().take(SHOWN) {

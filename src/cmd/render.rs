@@ -81,7 +81,7 @@ fn render_issue(context: &Context, issue_argument: &str, out: &Path) -> anyhow::
     };
 
     let rendered = crate::render::render(newsletter, issue, theme)?;
-    let secret = context.state.secret(context.settings.secret.as_ref())?;
+    let secret = context.secret()?;
     let template = crate::message::MessageTemplate::new(
         newsletter,
         issue,

@@ -20,6 +20,12 @@ pub fn run(context: &Context, once: bool, outbox: bool) -> anyhow::Result<ExitCo
         ))
         .into());
     }
+    if let Some(warning) = context
+        .state
+        .secret_file_warning(context.settings.secret.as_ref())
+    {
+        eprintln!("{warning}");
+    }
     let scheduler = Scheduler::start(
         context.workspace.clone(),
         context.state.clone(),

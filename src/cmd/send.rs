@@ -43,7 +43,7 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
     }
 
     let destination = Destination::from_settings(&context.settings)?;
-    let secret = context.state.secret(context.settings.secret.as_ref())?;
+    let secret = context.secret()?;
     let transport = Transport::open(
         &destination,
         &context.state,

@@ -11,7 +11,7 @@ use crate::units::grouped;
 
 pub fn run(context: &Context, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     crate::logging::init(&context.settings.log);
-    let secret = context.state.secret(context.settings.secret.as_ref())?;
+    let secret = context.secret()?;
     super::runtime()?.block_on(async {
         let config = Config {
             workspace: context.workspace.clone(),

@@ -27,7 +27,7 @@ pub fn run(context: &Context, issue_argument: &str, to: &[String]) -> anyhow::Re
         .into());
     }
     let destination = Destination::from_settings(&context.settings)?;
-    let secret = context.state.secret(context.settings.secret.as_ref())?;
+    let secret = context.secret()?;
     let transport = Transport::open(
         &destination,
         &context.state,

@@ -20,7 +20,8 @@ pub struct Proof {
     pub reply: String,
 }
 
-/// Sends a proof to each address, one after the other, logging each in the ledger.
+/// Sends a proof to each address, one after the other, logging each in the ledger. A test
+/// recipient who is on the list is greeted by their name there.
 pub async fn send_proofs(
     edition: &Edition,
     recipients: &[EmailAddress],
@@ -33,11 +34,18 @@ pub async fn send_proofs(
     let sender = &edition.newsletter.from.address;
     let mut proofs = Vec::with_capacity(recipients.len());
     for recipient in recipients {
+        let key = recipient.key();
+        let name = edition
+            .subscribers
+            .iter()
+            .find(|subscriber| subscriber.email.key() == key)
+            .and_then(|subscriber| subscriber.name.as_ref())
+            .map(|name| name.as_str());
         let mut message = Vec::new();
         template.write(
             Recipient {
                 email: recipient,
-                name: None,
+                name,
             },
             secret,
             &clock.now().to_rfc2822(),

@@ -92,15 +92,25 @@ fn encoded_words(text: &str, out: &mut String) {
     }
 }
 
+/// Header lines are folded to stay within this many characters where they can (RFC 5322
+/// 2.1.1 recommends 78); none ever reaches the hard limit of 998.
+const FOLD_AT: usize = 78;
+
 fn needs_encoding(text: &str) -> bool {
     !text.bytes().all(|byte| (32..127).contains(&byte)) || text.contains("=?")
+}
+
+/// A word that would not fit on a folded line of its own: only encoded words (which can be
+/// cut anywhere) keep such a value within the line limits.
+fn has_unfoldable_word(text: &str) -> bool {
+    text.split(' ').any(|word| word.len() > FOLD_AT - 2)
 }
 
 /// An unstructured header (Subject) with its value, folded at spaces, CRLF-terminated.
 pub fn unstructured_header(name: &str, value: &str, out: &mut String) {
     out.push_str(name);
     out.push_str(": ");
-    if needs_encoding(value) {
+    if needs_encoding(value) || has_unfoldable_word(value) {
         encoded_words(value, out);
     } else {
         fold_words(name.len() + 2, value, out);
@@ -112,7 +122,7 @@ pub fn unstructured_header(name: &str, value: &str, out: &mut String) {
 fn fold_words(mut column: usize, value: &str, out: &mut String) {
     for (index, word) in value.split(' ').enumerate() {
         if index > 0 {
-            if column + 1 + word.len() > 78 {
+            if column + 1 + word.len() > FOLD_AT {
                 out.push_str("\r\n");
                 column = 0;
             }
@@ -124,10 +134,14 @@ fn fold_words(mut column: usize, value: &str, out: &mut String) {
     }
 }
 
+/// Names longer than this are written as encoded words, which fold; a shorter one fits a line
+/// with its address.
+const LONGEST_PLAIN_PHRASE: usize = 60;
+
 /// A display name as an RFC 5322 phrase: bare when it is plain words, quoted when it holds
-/// specials, encoded words when it is not ASCII.
+/// specials, encoded words when it is not ASCII or too long to fit a line.
 pub fn phrase(name: &str, out: &mut String) {
-    if needs_encoding(name) {
+    if needs_encoding(name) || name.len() > LONGEST_PLAIN_PHRASE {
         encoded_words(name, out);
     } else if name
         .bytes()
@@ -146,17 +160,27 @@ pub fn phrase(name: &str, out: &mut String) {
     }
 }
 
-/// `Name <address>`, or the bare address without a name.
+/// `Name <address>`, or the bare address without a name; the address goes on a line of its
+/// own when it would not fit after the name.
 pub fn mailbox(name: Option<&str>, address: &str, out: &mut String) {
     match name {
         Some(name) => {
             phrase(name, out);
-            out.push_str(" <");
-            out.push_str(address);
-            out.push('>');
+            angle_addr(address, out);
         }
         None => out.push_str(address),
     }
+}
+
+/// ` <address>` (or `<id>`), folded onto a new line when the current one would grow past 78.
+pub fn angle_addr(address: &str, out: &mut String) {
+    let column = out.len() - out.rfind('\n').map_or(0, |newline| newline + 1);
+    if column + address.len() + 3 > FOLD_AT {
+        out.push_str("\r\n");
+    }
+    out.push_str(" <");
+    out.push_str(address);
+    out.push('>');
 }
 
 #[cfg(test)]
@@ -245,6 +269,35 @@ mod tests {
         let mut out = String::new();
         mailbox(Some("李伟"), "li@example.com", &mut out);
         assert_eq!(out, "=?utf-8?b?5p2O5Lyf?= <li@example.com>");
+    }
+
+    #[test]
+    fn a_word_too_long_for_any_line_and_a_long_name_are_encoded_so_they_fold() {
+        let mut out = String::new();
+        unstructured_header(
+            "Subject",
+            &format!("Big {} news", "x".repeat(1100)),
+            &mut out,
+        );
+        assert!(out.split("\r\n").all(|line| line.len() <= 78), "{out}");
+        let mut out = String::from("To: ");
+        let name = format!("\"{}\"", "Quoted, Name ".repeat(90));
+        mailbox(Some(&name), "a-rather-long-address@example.com", &mut out);
+        assert!(out.split("\r\n").all(|line| line.len() <= 78), "{out}");
+        // The address goes on a line of its own when it does not fit after the name.
+        let mut out = String::from("To: ");
+        mailbox(
+            Some(&"y".repeat(55)),
+            "a-rather-long-address@example.com",
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            format!(
+                "To: {}\r\n <a-rather-long-address@example.com>",
+                "y".repeat(55)
+            )
+        );
     }
 
     #[test]

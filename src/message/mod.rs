@@ -15,7 +15,7 @@ use crate::render::RenderedIssue;
 use crate::render::template::{Escape, Slot, SlotValues, Template};
 use crate::secret::Secret;
 use crate::theme::Texts;
-use encode::{mailbox, phrase, quoted_printable, soft_break, unstructured_header};
+use encode::{angle_addr, mailbox, phrase, quoted_printable, soft_break, unstructured_header};
 
 /// Who a message is for.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +86,7 @@ impl EncodedPart {
 /// Everything about an issue's messages that is the same for every recipient.
 #[derive(Debug, Clone)]
 pub struct MessageTemplate {
+    kind: Kind,
     issue_id: String,
     list_id: String,
     message_id_domain: String,
@@ -101,6 +102,24 @@ pub struct MessageTemplate {
     texts: Texts,
 }
 
+/// Unsubscribe links in proofs start with this: `serve` answers them with a page saying the
+/// link came in a test, and changes nothing.
+pub const TEST_TOKEN_PREFIX: &str = "test.";
+
+/// 16 random bytes in hex, for a proof's Message-ID.
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    // Without randomness (which never fails on Linux), the clock still makes it unique.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = nanos.to_le_bytes();
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// The address-independent name of the list (RFC 2919): `name-slug.host`.
 pub fn list_id(newsletter: &Newsletter) -> String {
     let slug: String = newsletter
@@ -114,6 +133,11 @@ pub fn list_id(newsletter: &Newsletter) -> String {
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
         .join("-");
+    // RFC 2919 keeps a list id within 255 characters; the name's first words say enough.
+    let slug = match slug.char_indices().nth(64) {
+        Some((cut, _)) => slug[..cut].trim_end_matches('-').to_string(),
+        None => slug,
+    };
     let slug = if slug.is_empty() {
         "newsletter".to_string()
     } else {
@@ -121,7 +145,7 @@ pub fn list_id(newsletter: &Newsletter) -> String {
     };
     let host = match &newsletter.site_url {
         Some(site) => site.host().to_lowercase(),
-        None => newsletter.from.address.domain().to_lowercase(),
+        None => newsletter.from.address.ascii_domain(),
     };
     format!("{slug}.{host}")
 }
@@ -173,7 +197,7 @@ impl MessageTemplate {
         head_before_to.push_str("From: ");
         mailbox(
             newsletter.from.name.as_ref().map(|name| name.as_str()),
-            newsletter.from.address.as_str(),
+            &newsletter.from.address.header_form(),
             &mut head_before_to,
         );
         head_before_to.push_str("\r\n");
@@ -181,7 +205,7 @@ impl MessageTemplate {
             head_before_to.push_str("Reply-To: ");
             mailbox(
                 reply_to.name.as_ref().map(|name| name.as_str()),
-                reply_to.address.as_str(),
+                &reply_to.address.header_form(),
                 &mut head_before_to,
             );
             head_before_to.push_str("\r\n");
@@ -196,7 +220,8 @@ impl MessageTemplate {
         head_after_to.push_str("MIME-Version: 1.0\r\n");
         head_after_to.push_str("List-Id: ");
         phrase(newsletter.name.as_str(), &mut head_after_to);
-        head_after_to.push_str(&format!(" <{list_id}>\r\n"));
+        angle_addr(&list_id, &mut head_after_to);
+        head_after_to.push_str("\r\n");
 
         // The boundary starts with `=_`, which quoted-printable output can never contain, so
         // no body can end a part early; it is derived from the content to keep output stable.
@@ -216,9 +241,10 @@ impl MessageTemplate {
         );
 
         MessageTemplate {
+            kind,
             issue_id: issue.id.as_str().to_string(),
-            message_id_domain: newsletter.from.address.domain().to_lowercase(),
-            unsubscribe_mailto: format!("mailto:{}", newsletter.reply_address()),
+            message_id_domain: newsletter.from.address.ascii_domain(),
+            unsubscribe_mailto: format!("mailto:{}", newsletter.reply_address().header_form()),
             site_unsubscribe_base: newsletter
                 .site_url
                 .as_ref()
@@ -238,7 +264,15 @@ impl MessageTemplate {
     }
 
     pub fn unsubscribe_links(&self, secret: &Secret, email: &EmailAddress) -> UnsubscribeLinks {
-        let token = secret.unsubscribe_token(&self.list_id, &email.key());
+        let token = match self.kind {
+            Kind::Issue => secret.unsubscribe_token(&self.list_id, &email.key()),
+            // A proof's link leads to a page saying so, and unsubscribes nobody: the `.`
+            // never occurs in a real token.
+            Kind::Test => format!(
+                "{TEST_TOKEN_PREFIX}{}",
+                secret.unsubscribe_token(&self.list_id, &email.key())
+            ),
+        };
         UnsubscribeLinks {
             https: self
                 .site_unsubscribe_base
@@ -257,9 +291,14 @@ impl MessageTemplate {
         }
     }
 
-    /// The Message-ID, the same every time for this issue and recipient.
+    /// The Message-ID: for the issue, the same every time for this recipient (a resent
+    /// message is recognisably the same); for a proof, a new one each time, so that no mail
+    /// app folds a proof into another proof or into the real issue.
     pub fn message_id(&self, secret: &Secret, email: &EmailAddress) -> String {
-        let tag = secret.message_tag(&self.list_id, &self.issue_id, &email.key());
+        let tag = match self.kind {
+            Kind::Issue => secret.message_tag(&self.list_id, &self.issue_id, &email.key()),
+            Kind::Test => format!("test.{}", random_hex()),
+        };
         format!("<{}.{tag}@{}>", self.issue_id, self.message_id_domain)
     }
 
@@ -274,7 +313,7 @@ impl MessageTemplate {
         head.push_str("\r\n");
         head.push_str(&self.head_before_to);
         head.push_str("To: ");
-        mailbox(recipient.name, recipient.email.as_str(), &mut head);
+        mailbox(recipient.name, &recipient.email.header_form(), &mut head);
         head.push_str("\r\n");
         head.push_str(&self.head_after_to);
         head.push_str("Message-ID: ");

@@ -64,6 +64,16 @@ impl EmailAddress {
         format!("{}@{}", self.local_part(), self.ascii_domain())
     }
 
+    /// The address as it goes in a header: the envelope's form (the domain in ASCII), unless
+    /// the local part needs SMTPUTF8 anyway, when it is written as is (RFC 6532).
+    pub fn header_form(&self) -> String {
+        if self.has_international_local_part() {
+            self.as_str().to_string()
+        } else {
+            self.envelope_form()
+        }
+    }
+
     /// The form two addresses are compared in: the domain in ASCII and the local part in
     /// Unicode's composed form (NFC), both without case. Mailbox providers treat case as
     /// insignificant, so `Ada@Example.com` and `ada@example.com` are one subscriber, and

@@ -16,7 +16,15 @@ pub enum LinkError {
     Credentials(String),
     #[error("`{0}` must not contain spaces or control characters")]
     Whitespace(String),
+    #[error(
+        "the site's address is {0} characters long; every email carries it in a header, so keep it under {SITE_URL_MAX}"
+    )]
+    TooLong(usize),
 }
+
+/// The longest `site_url`: it goes into every message's `List-Unsubscribe` header with a
+/// token, and header lines must stay well within 998 octets.
+pub const SITE_URL_MAX: usize = 200;
 
 /// An absolute http or https URL with a host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,6 +75,9 @@ pub struct SiteUrl(WebUrl);
 impl SiteUrl {
     pub fn parse(text: &str) -> Result<Self, LinkError> {
         let url = WebUrl::parse(text)?;
+        if url.as_str().len() > SITE_URL_MAX {
+            return Err(LinkError::TooLong(url.as_str().len()));
+        }
         if !url.is_https() {
             return Err(LinkError::NotHttps(text.trim().into()));
         }

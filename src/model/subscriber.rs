@@ -117,6 +117,18 @@ fn email_mark(item: &Node) -> crate::yaml::Mark {
 fn decode_subscriber(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<Subscriber> {
     let mut fields = decoder.fields(node, path)?;
     let email = decoder.required(&mut fields, path, "email", EmailAddress::parse);
+    if let Some(address) = email
+        .as_ref()
+        .filter(|address| address.has_international_local_part())
+    {
+        decoder.warning(
+            email_mark(node),
+            &path.key("email"),
+            format!(
+                "`{address}` has a non-ASCII local part: only a relay that offers SMTPUTF8 (RFC 6531) can deliver to it; through any other it stays deferred"
+            ),
+        );
+    }
     let name = decoder.optional(&mut fields, path, "name", parse_name);
     let status = decoder.optional(&mut fields, path, "status", parse_status);
     let timezone = decoder.optional(&mut fields, path, "timezone", parse_timezone);

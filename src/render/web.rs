@@ -318,6 +318,19 @@ pub fn invalid_link_page(newsletter: &Newsletter) -> Markup {
     )
 }
 
+/// Where the unsubscribe link of a test email (a proof) leads: it unsubscribes nobody.
+pub fn test_link_page(newsletter: &Newsletter) -> Markup {
+    problem_page(
+        newsletter,
+        Depth::Unsubscribe,
+        "This link came in a test",
+        html! {
+            p { "This is the unsubscribe link of a test email of " (newsletter.name) ". In the real issue, each reader's link unsubscribes them with one click." }
+            p.lp-note { "Nothing was changed." }
+        },
+    )
+}
+
 /// A narrow card in the theme's look, for the small pages.
 fn panel(newsletter: &Newsletter, content: Markup) -> Markup {
     html! {

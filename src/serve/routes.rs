@@ -22,6 +22,7 @@ use super::limit::client_address;
 use super::{MAX_BODY_BYTES, REQUEST_TIMEOUT, Shared, lock};
 use crate::archive::Archive;
 use crate::ledger::Source;
+use crate::message::TEST_TOKEN_PREFIX;
 use crate::model::newsletter::Newsletter;
 use crate::render::web::{self, Depth, LinkAction, Standing};
 
@@ -29,6 +30,13 @@ impl Shared {
     /// The unsubscribe page for `token`, after doing what the request asked.
     fn unsubscribe(&self, token: &str, intent: Intent) -> Response {
         let site = self.site();
+        if token.starts_with(TEST_TOKEN_PREFIX) {
+            return html(
+                StatusCode::OK,
+                web::test_link_page(&site.newsletter).into_string(),
+                NO_STORE,
+            );
+        }
         let Some(holder) = site.directory.find(token) else {
             return invalid_link(&site.newsletter);
         };

@@ -271,6 +271,7 @@ pub struct Behaviour {
     pub(crate) reply_delay: Duration,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) pipelining: bool,
+    pub(crate) smtputf8: bool,
 }
 
 impl Default for Behaviour {
@@ -290,6 +291,7 @@ impl Default for Behaviour {
             reply_delay: Duration::ZERO,
             rate_limit: None,
             pipelining: true,
+            smtputf8: true,
         }
     }
 }
@@ -304,6 +306,13 @@ impl Behaviour {
     /// each reply before its next command.
     pub fn without_pipelining(mut self) -> Self {
         self.pipelining = false;
+        self
+    }
+
+    /// Leave SMTPUTF8 (RFC 6531) out of the EHLO reply, like most relays still, so a client
+    /// cannot send to an address whose local part is not ASCII.
+    pub fn without_smtputf8(mut self) -> Self {
+        self.smtputf8 = false;
         self
     }
 

@@ -137,7 +137,7 @@ impl Session {
         if !self.maybe_stall(Stage::Ehlo, &[]).await? {
             return Ok(Flow::Close);
         }
-        let (hostname, max_size, auth, pipelining) = {
+        let (hostname, max_size, auth, pipelining, smtputf8) = {
             let state = self.shared.lock();
             let b = &state.behaviour;
             (
@@ -145,18 +145,18 @@ impl Session {
                 b.max_size,
                 (!b.credentials.is_empty()).then(|| b.auth_mechanisms.join(" ")),
                 b.pipelining,
+                b.smtputf8,
             )
         };
         let mut lines = vec![format!("{hostname} greets {client}")];
         if pipelining {
             lines.push("PIPELINING".to_owned());
         }
-        lines.extend([
-            "8BITMIME".to_owned(),
-            format!("SIZE {max_size}"),
-            "SMTPUTF8".to_owned(),
-            "ENHANCEDSTATUSCODES".to_owned(),
-        ]);
+        lines.extend(["8BITMIME".to_owned(), format!("SIZE {max_size}")]);
+        if smtputf8 {
+            lines.push("SMTPUTF8".to_owned());
+        }
+        lines.push("ENHANCEDSTATUSCODES".to_owned());
         if let Some(mechanisms) = auth {
             lines.push(format!("AUTH {mechanisms}"));
         }

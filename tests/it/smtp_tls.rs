@@ -200,6 +200,41 @@ async fn starttls_is_used_before_auth_when_required() {
 }
 
 #[tokio::test]
+async fn a_plain_smtp_url_uses_starttls_whenever_the_relay_offers_it_and_verifies_it() {
+    let pki = pki();
+    let (port, seen) = relay(Mode::StartTls, pki.acceptor.clone()).await;
+    let settings = TlsSettings::with_extra_roots(pki.ca_pem.as_bytes()).unwrap();
+    let url = SmtpUrl::parse(&format!("smtp://localhost:{port}")).unwrap();
+    let mut session = Session::open(&url, "client.test", &settings).await.unwrap();
+    session
+        .send("from@example.com", "to@example.com", MESSAGE)
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().messages_over_tls, [true]);
+
+    // The same relay, with a certificate we cannot verify: refused, never plaintext.
+    let (port, seen) = relay(Mode::StartTls, pki.acceptor.clone()).await;
+    let untrusting = TlsSettings::with_extra_roots(&[]).unwrap();
+    let url = SmtpUrl::parse(&format!("smtp://localhost:{port}")).unwrap();
+    let error = Session::open(&url, "client.test", &untrusting)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(error, SmtpError::Tls { .. }), "{error}");
+    assert!(seen.lock().unwrap().messages_over_tls.is_empty());
+
+    // ?tls=none asks for plaintext: no STARTTLS even when offered.
+    let (port, seen) = relay(Mode::StartTls, pki.acceptor.clone()).await;
+    let url = SmtpUrl::parse(&format!("smtp://localhost:{port}?tls=none")).unwrap();
+    let mut session = Session::open(&url, "client.test", &settings).await.unwrap();
+    session
+        .send("from@example.com", "to@example.com", MESSAGE)
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().messages_over_tls, [false]);
+}
+
+#[tokio::test]
 async fn a_relay_without_starttls_is_refused_when_tls_is_required() {
     let pki = pki();
     let (port, seen) = relay(Mode::PlainOnly, pki.acceptor.clone()).await;
