@@ -7,12 +7,27 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 
 use crate::config::Passphrase;
 use crate::ledger::{LEDGER_FILE, Ledger};
 use crate::secret::{Secret, SecretError};
 
 pub const STATE_DIR: &str = ".letterpress";
+
+/// Written beside the ledger when it is first opened: its absence later, with the marker
+/// here, means the ledger was lost, not that the workspace is new.
+pub const LEDGER_MARKER: &str = "ledger.created";
+
+/// The ledger went missing from a workspace that had one.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the ledger `{ledger}` is gone, but this workspace had one: it is what keeps readers from getting an issue twice and unsubscribed readers unsubscribed, so nothing is sent without it. Restore it from your backup (`letterpress backup` makes one; copy it back to `{ledger}`); to start over on purpose, with every reader getting every issue again, delete `{marker}`"
+)]
+pub struct LedgerGone {
+    pub ledger: String,
+    pub marker: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -52,12 +67,29 @@ impl StateDir {
     }
 
     /// The delivery ledger, created on first use, readable by its owner only (with its
-    /// WAL files, which hold the same data).
+    /// WAL files, which hold the same data). A workspace that had a ledger and lost it gets
+    /// an error (`LedgerGone`), not a fresh one: an empty ledger would send every issue
+    /// again and forget every unsubscribe.
     pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
         self.create()?;
         let path = self.ledger_path();
+        if !path.exists() && self.had_a_ledger() {
+            return Err(LedgerGone {
+                ledger: self.display(LEDGER_FILE),
+                marker: self.display(LEDGER_MARKER),
+            }
+            .into());
+        }
         let ledger = Ledger::open(&path)
             .with_context(|| format!("cannot open the ledger `{}`", self.display(LEDGER_FILE)))?;
+        let marker = self.path.join(LEDGER_MARKER);
+        if !marker.exists() {
+            crate::delivery::transport::write_private(
+                &marker,
+                b"A ledger was created here. If ledger.sqlite3 goes missing, restore it from a backup: letterpress will not start an empty one while this file is here.\n",
+            )
+            .with_context(|| format!("cannot write `{}`", self.display(LEDGER_MARKER)))?;
+        }
         for suffix in ["", "-wal", "-shm"] {
             let file = PathBuf::from(format!("{}{suffix}", path.display()));
             make_private(&file)
@@ -66,13 +98,37 @@ impl StateDir {
         Ok(ledger)
     }
 
-    /// The ledger if there is one: commands that only read (`check`, a dry run, `render
-    /// --site`) create nothing.
+    /// Whether this workspace has had a ledger: its marker says so. (Not the outbox or the
+    /// secret: a send writes those before its ledger exists, and two processes starting
+    /// together must both find a new workspace new.)
+    fn had_a_ledger(&self) -> bool {
+        self.path.join(LEDGER_MARKER).exists()
+    }
+
+    /// The ledger if there is one, opened only to read: commands that only read (`status`,
+    /// `check`, a dry run, `render --site`) create and change nothing, work on a read-only
+    /// `.letterpress/`, and never get in the way of a send. A ledger from an older version
+    /// is upgraded first, where that can be done.
     pub fn open_existing_ledger(&self) -> anyhow::Result<Option<Ledger>> {
-        if !self.ledger_path().exists() {
+        let path = self.ledger_path();
+        if !path.exists() {
+            if self.had_a_ledger() {
+                return Err(LedgerGone {
+                    ledger: self.display(LEDGER_FILE),
+                    marker: self.display(LEDGER_MARKER),
+                }
+                .into());
+            }
             return Ok(None);
         }
-        self.open_ledger().map(Some)
+        match Ledger::open_read_only(&path) {
+            Ok(ledger) => Ok(Some(ledger)),
+            Err(crate::ledger::LedgerError::NeedsMigration { .. }) => self.open_ledger().map(Some),
+            Err(error) => Err(anyhow::Error::new(error).context(format!(
+                "cannot read the ledger `{}`",
+                self.display(LEDGER_FILE)
+            ))),
+        }
     }
 
     /// The secret behind unsubscribe links: the passphrase from the environment, or
@@ -129,6 +185,42 @@ impl StateDir {
     pub fn scheduler_lock_path(&self) -> PathBuf {
         self.path.join("scheduler.lock")
     }
+
+    /// Notes that the scheduler's passes are failing, for `status`. Best effort: when the
+    /// disk is full this fails too, and the log still says it.
+    pub fn record_scheduler_problem(&self, problem: &str, failures: u32, at: DateTime<Utc>) {
+        let record = SchedulerProblem {
+            problem: problem.to_string(),
+            failures,
+            at,
+        };
+        let path = self.path.join(SCHEDULER_PROBLEM);
+        let partial = self.path.join(format!(".{SCHEDULER_PROBLEM}.partial"));
+        if let Ok(json) = serde_json::to_vec(&record) {
+            let _ = crate::delivery::transport::write_private(&partial, &json)
+                .and_then(|()| std::fs::rename(&partial, &path));
+        }
+    }
+
+    pub fn clear_scheduler_problem(&self) {
+        let _ = std::fs::remove_file(self.path.join(SCHEDULER_PROBLEM));
+    }
+
+    /// The scheduler's last failing pass, while its passes keep failing.
+    pub fn scheduler_problem(&self) -> Option<SchedulerProblem> {
+        let bytes = std::fs::read(self.path.join(SCHEDULER_PROBLEM)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+const SCHEDULER_PROBLEM: &str = "scheduler-problem.json";
+
+/// A scheduler pass that failed, and how many in a row have.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SchedulerProblem {
+    pub problem: String,
+    pub failures: u32,
+    pub at: DateTime<Utc>,
 }
 
 /// Takes away every permission but the owner's from a file, if it exists.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::{Context, print};
 use crate::delivery::Report;
-use crate::ledger::{Event, Source};
+use crate::ledger::{Event, Ledger, Source};
 use crate::model::issue::{IssueId, Readiness};
 use crate::schedule::{self, plan};
 use crate::units::grouped;
@@ -16,10 +16,22 @@ pub fn run(
     issue_argument: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ledger = context.state.open_ledger()?;
+    // Read-only: status never creates a ledger, and never gets in a send's way.
+    if issue_argument.is_none() && !json {
+        return overview(context);
+    }
+    let ledger = context.state.open_existing_ledger()?;
     if let Some(argument) = issue_argument {
         let path = context.workspace.issue_path(argument);
         let issue = IssueId::parse(issue_name(&path)).map_err(crate::diagnostic::Invalid::usage)?;
+        let Some(ledger) = ledger else {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&Report::empty(&issue))?);
+            } else {
+                println!("{issue}\nnot sent yet: nothing in the ledger");
+            }
+            return Ok(ExitCode::SUCCESS);
+        };
         let report = Report::read(&context.state, &ledger, &issue)?;
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -31,30 +43,60 @@ pub fn run(
         return Ok(ExitCode::SUCCESS);
     }
 
-    let reports = ledger
+    let reports = match &ledger {
+        Some(ledger) => reports(context, ledger)?,
+        None => Vec::new(),
+    };
+    println!("{}", serde_json::to_string_pretty(&reports)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reports(context: &Context, ledger: &Ledger) -> anyhow::Result<Vec<Report>> {
+    Ok(ledger
         .issues()?
         .iter()
-        .map(|issue| Report::read(&context.state, &ledger, issue))
-        .collect::<Result<Vec<_>, _>>()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
-        return Ok(ExitCode::SUCCESS);
+        .map(|issue| Report::read(&context.state, ledger, issue))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Everything at a glance. What cannot be read (a damaged ledger) is said, and the rest is
+/// still shown: the schedule, and the scheduler's own problems, matter most then.
+fn overview(context: &Context) -> anyhow::Result<ExitCode> {
+    let (ledger, trouble) = match context.state.open_existing_ledger() {
+        Ok(ledger) => (ledger, None),
+        Err(error) => (None, Some(error)),
+    };
+    print_schedule(context, ledger.as_ref())?;
+    if let Some(problem) = context.state.scheduler_problem() {
+        println!(
+            "The scheduler's passes are failing ({} in a row, the last at {}): {}; it keeps trying.",
+            problem.failures,
+            problem.at.format("%Y-%m-%d %H:%M UTC"),
+            crate::units::printable(&problem.problem)
+        );
     }
-    print_schedule(context)?;
-    print_events(&ledger.events(None, 10)?);
-    print_suppressions(&ledger.suppression_counts()?);
-    if !reports.is_empty() {
-        println!("Issues in the ledger:");
-        for report in &reports {
-            print!("  {}  ", report.issue);
-            print::report(report);
+    if let Some(error) = trouble {
+        println!("The ledger cannot be read: {error:#}");
+        return Ok(ExitCode::from(1));
+    }
+    if let Some(ledger) = &ledger {
+        print_events(&ledger.events(None, 10)?);
+        print_suppressions(&ledger.suppression_counts()?);
+        let reports = reports(context, ledger)?;
+        if !reports.is_empty() {
+            println!("Issues in the ledger:");
+            for report in &reports {
+                print!("  {}  ", report.issue);
+                print::report(report);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The next slots and the issues set for them, as the scheduler sees them now.
-fn print_schedule(context: &Context) -> anyhow::Result<()> {
+/// What is due or was missed, then the next slots and the issues set for them, as the
+/// scheduler sees them now.
+fn print_schedule(context: &Context, ledger: Option<&Ledger>) -> anyhow::Result<()> {
     let Ok(newsletter) = context.workspace.load_newsletter() else {
         println!(
             "newsletter.yaml is invalid: `letterpress check` shows why; no slots until it is fixed."
@@ -64,11 +106,30 @@ fn print_schedule(context: &Context) -> anyhow::Result<()> {
     let slot = &newsletter.value.schedule;
     let entries = schedule::issue_entries(&context.workspace)?;
     let now = context.clock.now();
+    // An issue counts as sent once a send of it began (by the scheduler or by hand).
+    let started = |id: &IssueId| {
+        ledger.is_some_and(|ledger| ledger.counts(id).is_ok_and(|counts| counts.total() > 0))
+    };
+    for (entry, due, standing) in plan::overdue(now, slot, &entries, started) {
+        let when = due.format("%a %Y-%m-%d %H:%M");
+        let what = match standing {
+            plan::Overdue::Due => "ready and due now: the scheduler sends it if it is running",
+            plan::Overdue::Missed => {
+                "ready, and its slot passed beyond the grace without a send: `letterpress send` sends it"
+            }
+        };
+        println!(
+            "Overdue: {when} {} -> {} ({what})",
+            slot.timezone.name(),
+            entry.file
+        );
+    }
     println!("Next slots:");
     for upcoming in plan::upcoming(now, slot, &entries, 3) {
         let when = upcoming.due.format("%a %Y-%m-%d %H:%M");
         let what = match upcoming.entries.as_slice() {
             [] => "no issue yet".to_string(),
+            [entry] if started(&entry.id) => format!("{} (already sent)", entry.file),
             [entry] => format!("{} ({})", entry.file, describe_entry(entry)),
             several => format!(
                 "{}: ready for one slot together, none will be sent",

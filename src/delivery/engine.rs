@@ -612,13 +612,20 @@ impl Recorder {
         + 'static,
     ) -> anyhow::Result<T> {
         let (issue, ledger, now) = (self.issue.clone(), self.ledger.clone(), self.clock.now());
-        Ok(tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let mut ledger = ledger
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut ledger, &issue, now)
+            let result = work(&mut ledger, &issue, now)?;
+            // A ledger deleted or replaced under a running send takes its records into a file
+            // nobody reads again, and the next send would mail everyone again: stop.
+            anyhow::ensure!(
+                ledger.is_still_at_its_path(),
+                "the ledger file was deleted or replaced while the issue was going out; the send stopped, and what was recorded since went to the old file"
+            );
+            Ok(result)
         })
-        .await??)
+        .await?
     }
 
     async fn suppressed_since(&self, since: DateTime<Utc>) -> anyhow::Result<HashSet<AddressKey>> {

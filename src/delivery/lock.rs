@@ -3,9 +3,14 @@
 //!
 //! The operating system releases the lock when the holder dies, however it dies, so a crash
 //! never leaves an issue locked; the file keeps the holder's pid to name it in messages.
+//!
+//! The locks are Linux's open file description locks (`F_OFD_SETLK`), not `flock`: they can
+//! be asked about (`F_OFD_GETLK`) without being taken, so `status` seeing whether a send is
+//! running never makes a send starting at that moment find the issue locked.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::model::issue::IssueId;
@@ -56,9 +61,9 @@ impl FileLock {
             .truncate(false)
             .open(path)
             .map_err(io_error)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
+        match set_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 return Err(LockError::Busy {
@@ -66,7 +71,7 @@ impl FileLock {
                     pid: pid.trim().to_string(),
                 });
             }
-            Err(TryLockError::Error(error)) => return Err(io_error(error)),
+            Err(error) => return Err(io_error(error)),
         }
         file.set_len(0)
             .and_then(|()| file.rewind())
@@ -76,13 +81,52 @@ impl FileLock {
         Ok(FileLock { _file: file })
     }
 
-    /// Whether someone holds the lock right now.
+    /// Whether someone holds the lock right now, asked without taking it.
     pub fn is_held(path: &Path) -> bool {
-        match OpenOptions::new().read(true).write(true).open(path) {
-            Ok(file) => matches!(file.try_lock(), Err(TryLockError::WouldBlock)),
+        match File::open(path) {
+            Ok(file) => get_lock(&file).unwrap_or(false),
             Err(_) => false,
         }
     }
+}
+
+/// An exclusive lock over the whole file; `false` when another holds it.
+fn set_lock(file: &File) -> std::io::Result<bool> {
+    let mut request = whole_file(libc::F_WRLCK);
+    // SAFETY: a valid descriptor and a fully initialised flock struct, which the kernel only
+    // reads for F_OFD_SETLK.
+    let result = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut request) };
+    if result == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) => Ok(false),
+        _ => Err(error),
+    }
+}
+
+/// Whether another holds a lock on the file, without taking one: the kernel answers with the
+/// lock that would conflict with ours, or `F_UNLCK` when none would.
+fn get_lock(file: &File) -> std::io::Result<bool> {
+    let mut request = whole_file(libc::F_WRLCK);
+    // SAFETY: as above; for F_OFD_GETLK the kernel writes the answer into the struct.
+    let result = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut request) };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(request.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+fn whole_file(kind: libc::c_int) -> libc::flock {
+    // SAFETY: flock is plain data; all-zero is a valid value, then filled in.
+    let mut request: libc::flock = unsafe { std::mem::zeroed() };
+    request.l_type = kind as libc::c_short;
+    request.l_whence = libc::SEEK_SET as libc::c_short;
+    request.l_start = 0;
+    request.l_len = 0; // to the end of the file, however long
+    request.l_pid = 0; // required for OFD locks
+    request
 }
 
 impl IssueLock {
@@ -125,7 +169,12 @@ mod tests {
             )
         );
         assert!(IssueLock::acquire(&state, &issue("2021-08-30")).is_ok());
+        // Asking does not take it: a send starting right after still gets it.
         drop(first);
+        assert!(!IssueLock::is_held(&state, &issue("2021-08-23")));
+        let again = IssueLock::acquire(&state, &issue("2021-08-23")).unwrap();
+        assert!(IssueLock::is_held(&state, &issue("2021-08-23")));
+        drop(again);
         assert!(!IssueLock::is_held(&state, &issue("2021-08-23")));
         assert!(IssueLock::acquire(&state, &issue("2021-08-23")).is_ok());
     }

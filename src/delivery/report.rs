@@ -82,6 +82,25 @@ impl Report {
         })
     }
 
+    /// An issue nothing has been recorded for.
+    pub fn empty(issue: &IssueId) -> Report {
+        Report {
+            issue: issue.to_string(),
+            running: false,
+            pending: 0,
+            sending: 0,
+            sent: 0,
+            outbox: 0,
+            deferred: 0,
+            failed: 0,
+            uncertain: 0,
+            skipped: 0,
+            failures: Vec::new(),
+            deferrals: Vec::new(),
+            uncertain_recipients: Vec::new(),
+        }
+    }
+
     /// Whether anything is left for a human to look at.
     pub fn is_complete(&self) -> bool {
         self.pending == 0

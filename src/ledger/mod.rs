@@ -32,7 +32,7 @@ mod schema;
 mod suppressions;
 mod test_sends;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
@@ -60,6 +60,10 @@ pub enum LedgerError {
         "{email} of {issue} was not waiting to be sent when claimed; stopping rather than risk sending twice"
     )]
     ClaimConflict { issue: String, email: String },
+    #[error(
+        "the ledger has schema version {found} and this letterpress reads {known}: it must be upgraded first, which only a command that writes does (run `letterpress status` where .letterpress/ is writable)"
+    )]
+    NeedsMigration { found: i64, known: i64 },
     #[error("the ledger database failed")]
     Database(#[from] rusqlite::Error),
 }
@@ -68,13 +72,47 @@ pub type Result<T> = std::result::Result<T, LedgerError>;
 
 pub struct Ledger {
     connection: Connection,
+    path: PathBuf,
+    /// The file opened (device and inode), to notice it being deleted or replaced under us.
+    identity: Option<(u64, u64)>,
 }
 
 impl Ledger {
     /// Opens (creating and migrating as needed) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Ledger> {
-        schema::open(path).map(|connection| Ledger { connection })
+        let connection = schema::open(path)?;
+        Ok(Ledger {
+            connection,
+            path: path.to_path_buf(),
+            identity: identity(path),
+        })
     }
+
+    /// Opens the ledger only to read it, never creating or changing anything: for `status`
+    /// and `check`, which must work on a read-only `.letterpress/` and never get in the way of
+    /// a send. A ledger from an older letterpress is refused (it needs migrating first).
+    pub fn open_read_only(path: &Path) -> Result<Ledger> {
+        let connection = schema::open_read_only(path)?;
+        Ok(Ledger {
+            connection,
+            path: path.to_path_buf(),
+            identity: identity(path),
+        })
+    }
+
+    /// Whether the file at the ledger's path is still the one this connection writes to: a
+    /// ledger deleted, or replaced by a backup, while a process runs would otherwise take its
+    /// writes into a file nobody will read again.
+    pub fn is_still_at_its_path(&self) -> bool {
+        self.identity.is_some() && identity(&self.path) == self.identity
+    }
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|metadata| (metadata.dev(), metadata.ino()))
 }
 
 fn timestamp(now: DateTime<Utc>) -> String {

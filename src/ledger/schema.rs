@@ -23,6 +23,43 @@ pub(super) fn open(path: &Path) -> Result<Connection> {
     Ok(connection)
 }
 
+/// Read-only: `mode=ro` first (it still sees a writer's WAL); where even that cannot work (a
+/// read-only folder without the WAL's shared-memory file), `immutable=1`, which reads the
+/// file as it is.
+pub(super) fn open_read_only(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    // A URI, to pass the parameters: every byte of the path but the plainest escaped.
+    let escaped: String = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'.' | b'-' | b'_' => {
+                char::from(*byte).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let uri = |parameters: &str| format!("file:{escaped}?{parameters}");
+    let try_open = |parameters: &str| -> Result<Connection> {
+        let connection = Connection::open_with_flags(uri(parameters), flags)?;
+        connection.busy_timeout(std::time::Duration::from_secs(10))?;
+        let found = version(&connection)?;
+        if found != SCHEMA_VERSION {
+            return Err(LedgerError::NeedsMigration {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(connection)
+    };
+    match try_open("mode=ro") {
+        Err(LedgerError::Database(_)) => try_open("immutable=1"),
+        other => other,
+    }
+}
+
 fn version(connection: &Connection) -> Result<i64> {
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version > SCHEMA_VERSION {

@@ -5,6 +5,7 @@
 //! through the same preparation, engine and ledger as `letterpress send`, so an issue sent by
 //! hand is never sent again by the scheduler, and a send cut short is resumed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -35,7 +36,21 @@ pub struct Scheduler {
     clock: Arc<dyn Clock>,
     destination: Destination,
     secret: Option<Passphrase>,
+    /// What was last said about each thing that keeps repeating (a slot blocked, the
+    /// settings invalid): said once at its level, then only at debug, until it changes.
+    said: HashMap<String, String>,
     _lock: FileLock,
+}
+
+/// How long a slot that could not be sent (the issue does not pass check, another send
+/// holds it, the relay refuses) waits before the next look, unless a file changes first.
+pub const BLOCKED_RETRY: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Why a due issue did not go out in this pass.
+enum SendOutcome {
+    Sent(Tally),
+    /// Not now: looked at again after `BLOCKED_RETRY` or when a file changes.
+    Blocked,
 }
 
 /// What one pass did.
@@ -67,18 +82,34 @@ impl Scheduler {
             clock,
             destination,
             secret,
+            said: HashMap::new(),
             _lock: lock,
         })
+    }
+
+    /// Whether `message` is news for `topic`: true the first time and whenever it changes,
+    /// so a state that lasts is logged once, not once a pass.
+    fn is_news(&mut self, topic: &str, message: &str) -> bool {
+        if self.said.get(topic).map(String::as_str) == Some(message) {
+            return false;
+        }
+        self.said.insert(topic.to_string(), message.to_string());
+        true
     }
 
     /// One pass: re-read the files, plan, act.
     pub async fn pass(&mut self, stop: &watch::Receiver<bool>) -> anyhow::Result<Pass> {
         let now = self.clock.now();
         let newsletter = match self.workspace.load_newsletter() {
-            Ok(valid) => valid.value,
+            Ok(valid) => {
+                self.said.remove("settings");
+                valid.value
+            }
             Err(invalid) => {
                 let problem = invalid.first_problem();
-                error!(%problem, "newsletter.yaml is invalid; nothing is sent until it is fixed");
+                if self.is_news("settings", &problem) {
+                    error!(%problem, "newsletter.yaml is invalid; nothing is sent until it is fixed");
+                }
                 return Ok(Pass::default());
             }
         };
@@ -104,11 +135,15 @@ impl Scheduler {
             next_wake: plan.next_wake,
             ..Pass::default()
         };
+        let wake_at = |pass: &mut Pass, time: DateTime<Utc>| {
+            pass.next_wake = Some(pass.next_wake.map_or(time, |known| known.min(time)));
+        };
         for action in plan.actions {
-            // Every action changes what the next plan sees; look again right after.
-            pass.next_wake = Some(now);
+            // An action recorded or sent changes what the next plan sees: look again right
+            // after. One that could not be done waits, so a blocked slot never spins.
             match action {
                 Action::Draft { id, due } => {
+                    wake_at(&mut pass, now);
                     warn!(issue = %id, due = %due, "the slot came with the issue still a draft: not sent");
                     ledger.record_event(
                         &id,
@@ -119,6 +154,7 @@ impl Scheduler {
                     )?;
                 }
                 Action::Missed { id, due, detail } => {
+                    wake_at(&mut pass, now);
                     warn!(issue = %id, due = %due, "slot missed: {detail}");
                     ledger.record_event(
                         &id,
@@ -129,6 +165,7 @@ impl Scheduler {
                     )?;
                 }
                 Action::Conflict { ids, due } => {
+                    wake_at(&mut pass, now);
                     let names: Vec<&str> = ids.iter().map(IssueId::as_str).collect();
                     let detail = format!(
                         "{} are all ready for this slot; none is sent until only one is",
@@ -149,9 +186,13 @@ impl Scheduler {
                     drop(ledger);
                     let outcome = self.send(&id, due, late, stop).await?;
                     ledger = self.state.open_ledger()?;
-                    if let Some(tally) = outcome {
-                        pass.stopped |= *stop.borrow();
-                        pass.sent.push((id, tally));
+                    match outcome {
+                        SendOutcome::Sent(tally) => {
+                            wake_at(&mut pass, now);
+                            pass.stopped |= *stop.borrow();
+                            pass.sent.push((id, tally));
+                        }
+                        SendOutcome::Blocked => wake_at(&mut pass, now + BLOCKED_RETRY),
                     }
                     if pass.stopped {
                         break;
@@ -162,37 +203,46 @@ impl Scheduler {
         Ok(pass)
     }
 
-    /// Checks the issue again, fresh from disk, and sends it. `None` if it was not sent.
+    /// Checks the issue again, fresh from disk, and sends it.
     async fn send(
-        &self,
+        &mut self,
         id: &IssueId,
         due: DateTime<Tz>,
         late: Option<chrono::Duration>,
         stop: &watch::Receiver<bool>,
-    ) -> anyhow::Result<Option<Tally>> {
+    ) -> anyhow::Result<SendOutcome> {
         let now = self.clock.now();
         let due_utc = due.with_timezone(&Utc);
+        let topic = format!("{id} {due_utc}");
         if IssueLock::is_held(&self.state, id) {
-            info!(issue = %id, "a send of this issue is already running; looking again later");
-            return Ok(None);
+            if self.is_news(&topic, "busy") {
+                info!(issue = %id, "a send of this issue is already running; looking again in a minute");
+            }
+            return Ok(SendOutcome::Blocked);
         }
         let edition = match Edition::load(&self.workspace, id.as_str()) {
             Ok(valid) => valid.value,
             Err(problem) => {
                 let detail = problem.first_problem();
-                error!(issue = %id, %detail, "the issue does not pass check: not sent");
-                self.state.open_ledger()?.record_event(
-                    id,
-                    due_utc,
-                    EventKind::Invalid,
-                    Some(&detail),
-                    now,
-                )?;
-                return Ok(None);
+                if self.is_news(&topic, &detail) {
+                    error!(issue = %id, %detail, "the issue does not pass check: not sent; looking again when a file changes");
+                }
+                // Recorded once for the slot, however many passes find it so.
+                let mut ledger = self.state.open_ledger()?;
+                let last = ledger.events(Some(id), 1)?.into_iter().next();
+                let already = last.is_some_and(|event| {
+                    event.due == due_utc
+                        && event.kind == EventKind::Invalid
+                        && event.detail.as_deref() == Some(detail.as_str())
+                });
+                if !already {
+                    ledger.record_event(id, due_utc, EventKind::Invalid, Some(&detail), now)?;
+                }
+                return Ok(SendOutcome::Blocked);
             }
         };
         if edition.issue.status != Readiness::Ready {
-            return Ok(None);
+            return Ok(SendOutcome::Blocked);
         }
         let secret = self.state.secret(self.secret.as_ref())?;
         let transport = Arc::new(Transport::open(
@@ -206,7 +256,18 @@ impl Scheduler {
             retry_failed: false,
             via: transport.via(),
         };
-        let prepared = PreparedSend::prepare(&self.state, &edition, secret, options, now)?;
+        let prepared = match PreparedSend::prepare(&self.state, &edition, secret, options, now) {
+            Ok(prepared) => prepared,
+            // A `send` by hand took the issue between the look above and now.
+            Err(error) if matches!(error.downcast_ref(), Some(LockError::Held { .. })) => {
+                if self.is_news(&topic, "busy") {
+                    info!(issue = %id, "a send of this issue is already running; looking again in a minute");
+                }
+                return Ok(SendOutcome::Blocked);
+            }
+            Err(error) => return Err(error),
+        };
+        self.said.remove(&topic);
         if prepared.uncertain > 0 {
             warn!(
                 issue = %id,
@@ -245,6 +306,10 @@ impl Scheduler {
             "sent {}, failed {}, deferred {}",
             tally.sent, tally.failed, tally.deferred
         );
+        let blocked = matches!(
+            summary.stopped,
+            Some(Stop::RelayUnreachable(_) | Stop::Fatal(_) | Stop::Refused(_))
+        );
         match &summary.stopped {
             None => {
                 info!(issue = %id, sent = tally.sent, failed = tally.failed, deferred = tally.deferred, "send finished")
@@ -271,7 +336,12 @@ impl Scheduler {
             Some(&detail),
             self.clock.now(),
         )?;
-        Ok(Some(tally))
+        // A relay that refused the run is not asked again at once, but after a pause.
+        Ok(if blocked {
+            SendOutcome::Blocked
+        } else {
+            SendOutcome::Sent(tally)
+        })
     }
 }
 
@@ -327,8 +397,35 @@ pub async fn run(
     let (changed_sender, mut changed) = tokio::sync::mpsc::unbounded_channel::<()>();
     let _watcher = watch_files(&scheduler.workspace, changed_sender);
     let mut last_announced: Option<DateTime<Utc>> = None;
+    let mut failures: u32 = 0;
     loop {
-        let pass = scheduler.pass(&stop).await?;
+        let pass = match scheduler.pass(&stop).await {
+            Ok(pass) => {
+                if failures > 0 {
+                    info!("the scheduler works again");
+                    scheduler.state.clear_scheduler_problem();
+                }
+                failures = 0;
+                pass
+            }
+            Err(error) if once => return Err(error),
+            // A passing error (a full disk, a send started by hand at the same moment, a
+            // ledger being restored) is logged, shown by `status`, and tried again later; the
+            // scheduler is a service, and only a bad configuration at start-up ends it.
+            Err(error) => {
+                failures += 1;
+                let delay = pass_retry_delay(failures);
+                let problem = format!("{error:#}");
+                error!(%problem, retry_in = %plan::describe(delay), "this pass of the scheduler failed");
+                scheduler
+                    .state
+                    .record_scheduler_problem(&problem, failures, scheduler.clock.now());
+                Pass {
+                    next_wake: Some(scheduler.clock.now() + delay),
+                    ..Pass::default()
+                }
+            }
+        };
         if once || pass.stopped || *stop.borrow() {
             return Ok(pass);
         }
@@ -360,6 +457,12 @@ pub async fn run(
             }
         }
     }
+}
+
+/// After the `failures`th failed pass in a row: 1 minute, doubling up to 10.
+fn pass_retry_delay(failures: u32) -> chrono::Duration {
+    let minutes = 1i64 << failures.saturating_sub(1).min(4);
+    chrono::Duration::minutes(minutes.min(10))
 }
 
 /// Watches the workspace folder and `issues/` for YAML files being written, added or removed.

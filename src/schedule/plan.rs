@@ -255,6 +255,51 @@ pub fn upcoming<'a>(
         .collect()
 }
 
+/// How a ready issue whose time has come, and which has not gone out, stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overdue {
+    /// Within the grace: the scheduler sends it if it runs.
+    Due,
+    /// Past the grace: the scheduler will not send it by surprise; `send` can.
+    Missed,
+}
+
+/// Ready issues whose slot (or `send_at`) came within the last week and which nobody has
+/// started sending, `started` says, per the ledger: what `status` lists as due or missed,
+/// so an issue never vanishes from view at the moment it matters.
+pub fn overdue<'a>(
+    now: DateTime<Utc>,
+    slot: &WeeklySlot,
+    entries: &'a [IssueEntry],
+    started: impl Fn(&IssueId) -> bool,
+) -> Vec<(&'a IssueEntry, DateTime<Tz>, Overdue)> {
+    let mut found: Vec<(&IssueEntry, DateTime<Tz>, Overdue)> = entries
+        .iter()
+        .filter(|entry| {
+            entry
+                .issue
+                .as_ref()
+                .is_some_and(|issue| issue.status == Readiness::Ready)
+        })
+        .filter_map(|entry| due(slot, entry).map(|due| (entry, due)))
+        .filter(|(entry, due)| {
+            let due = due.with_timezone(&Utc);
+            due <= now && now - due <= Duration::days(7) + slot.grace && !started(&entry.id)
+        })
+        .map(|(entry, due)| {
+            let within_grace = now <= due.with_timezone(&Utc) + slot.grace;
+            let standing = if within_grace {
+                Overdue::Due
+            } else {
+                Overdue::Missed
+            };
+            (entry, due, standing)
+        })
+        .collect();
+    found.sort_by_key(|(_, due, _)| *due);
+    found
+}
+
 /// Drafts whose time comes within the next 24 hours: worth a warning, since they will not go.
 pub fn drafts_due_soon<'a>(
     now: DateTime<Utc>,
@@ -521,6 +566,23 @@ mod tests {
             "{result:?}"
         );
         assert_eq!(conflicts(&slot, &clash).len(), 1);
+    }
+
+    #[test]
+    fn a_ready_issue_whose_time_came_is_listed_as_due_then_missed_until_it_is_sent() {
+        let slot = monday_nine(chrono_tz::Europe::Berlin);
+        let entries = [entry("2026-11-30", "ready", None)];
+        let never = |_: &IssueId| false;
+        // At the very instant of its slot it is due, not gone from view.
+        let at = overdue(utc("2026-11-30T08:00:00Z"), &slot, &entries, never);
+        assert_eq!(at.len(), 1);
+        assert_eq!(at[0].2, Overdue::Due);
+        let later = overdue(utc("2026-11-30T14:00:01Z"), &slot, &entries, never);
+        assert_eq!(later[0].2, Overdue::Missed);
+        let sent = overdue(utc("2026-11-30T08:05:00Z"), &slot, &entries, |_| true);
+        assert!(sent.is_empty());
+        assert!(overdue(utc("2026-11-30T07:59:59Z"), &slot, &entries, never).is_empty());
+        assert!(overdue(utc("2026-12-30T08:00:00Z"), &slot, &entries, never).is_empty());
     }
 
     #[test]

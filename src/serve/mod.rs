@@ -50,12 +50,37 @@ struct Shared {
     workspace: Workspace,
     secret: Secret,
     clock: Arc<dyn Clock>,
-    /// One connection for the server's life, used from blocking tasks: SQLite serialises
-    /// writers anyway, and the busy timeout lets a `send` writing at the same time finish.
+    /// One connection, used from blocking tasks: SQLite serialises writers anyway, and the
+    /// busy timeout lets a `send` writing at the same time finish. Reopened when the file at
+    /// its path was replaced (a backup restored); see `Shared::with_ledger`.
     ledger: Mutex<crate::ledger::Ledger>,
+    state: crate::state::StateDir,
     site: Mutex<SiteCache>,
     archive: Mutex<Option<CachedArchive>>,
     limiter: Mutex<RateLimiter>,
+}
+
+impl Shared {
+    /// Runs `work` on the ledger that is on disk at its path now, and makes sure afterwards
+    /// that what it wrote went there: a ledger deleted or replaced while the server runs
+    /// must not take an unsubscribe into a file nobody reads again. A replaced one (a backup
+    /// restored) is reopened; a deleted one is an error, and the request gets a 503.
+    fn with_ledger<T>(
+        &self,
+        work: impl FnOnce(&mut crate::ledger::Ledger) -> crate::ledger::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut ledger = lock(&self.ledger);
+        if !ledger.is_still_at_its_path() {
+            tracing::warn!("the ledger file was replaced or removed: opening it again");
+            *ledger = self.state.open_ledger()?;
+        }
+        let result = work(&mut ledger)?;
+        anyhow::ensure!(
+            ledger.is_still_at_its_path(),
+            "the ledger file was replaced or removed while it was being written"
+        );
+        Ok(result)
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

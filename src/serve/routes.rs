@@ -41,9 +41,8 @@ impl Shared {
             return invalid_link(&site.newsletter);
         };
         let masked = mask_address(holder.key.as_str());
-        let mut ledger = lock(&self.ledger);
         let now = self.clock.now();
-        let outcome = (|| -> crate::ledger::Result<(LinkAction, Standing)> {
+        let outcome = self.with_ledger(|ledger| {
             let action = match intent {
                 Intent::View => LinkAction::Viewed,
                 Intent::Unsubscribe => {
@@ -66,8 +65,7 @@ impl Shared {
                 None => Standing::NotReceiving,
             };
             Ok((action, standing))
-        })();
-        drop(ledger);
+        });
         match outcome {
             Ok((action, standing)) => html(
                 StatusCode::OK,
@@ -75,7 +73,7 @@ impl Shared {
                 NO_STORE,
             ),
             Err(error) => {
-                tracing::error!("the ledger failed: {error}");
+                tracing::error!("the ledger failed: {error:#}");
                 unavailable(&site.newsletter, Depth::Unsubscribe)
             }
         }
@@ -201,7 +199,7 @@ async fn from_archive(
     blocking(shared, move |shared| match shared.archive() {
         Ok(archive) => page(&archive),
         Err(error) => {
-            tracing::error!("the ledger failed: {error}");
+            tracing::error!("the ledger failed: {error:#}");
             unavailable(&shared.site().newsletter, Depth::Root)
         }
     })

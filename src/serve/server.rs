@@ -60,6 +60,7 @@ impl Server {
             secret: config.secret,
             clock: config.clock,
             ledger: Mutex::new(ledger),
+            state: config.state,
             site: Mutex::new(SiteCache {
                 site: Arc::new(site),
                 failed: None,

@@ -78,6 +78,8 @@ pub(super) enum SiteError {
     Invalid(#[from] Invalid),
     #[error("cannot read the ledger")]
     Ledger(#[from] crate::ledger::LedgerError),
+    #[error(transparent)]
+    Unavailable(anyhow::Error),
 }
 
 impl SiteError {
@@ -88,6 +90,7 @@ impl SiteError {
                 format!("{} ({})", invalid.summary, invalid.first_problem())
             }
             SiteError::Ledger(error) => format!("{self}: {error}"),
+            SiteError::Unavailable(error) => format!("{error:#}"),
         }
     }
 }
@@ -128,7 +131,10 @@ impl Shared {
         if now == cache.site.stamp || cache.failed.as_ref() == Some(&now) {
             return cache.site.clone();
         }
-        let loaded = Site::load(&self.workspace, &self.secret, &lock(&self.ledger));
+        let loaded = self
+            .with_ledger(|ledger| Ok(Site::load(&self.workspace, &self.secret, ledger)))
+            .map_err(SiteError::Unavailable)
+            .and_then(|loaded| loaded);
         match loaded {
             Ok(site) => {
                 tracing::info!(
@@ -150,9 +156,9 @@ impl Shared {
     }
 
     /// The archive, built again when an issue went out or a file it is made from changed.
-    pub(super) fn archive(&self) -> crate::ledger::Result<Arc<Archive>> {
+    pub(super) fn archive(&self) -> anyhow::Result<Arc<Archive>> {
         let site = self.site();
-        let sent = lock(&self.ledger).sent_issues()?;
+        let sent = self.with_ledger(|ledger| ledger.sent_issues())?;
         let issue_files = sent
             .iter()
             .map(|sent_issue| self.workspace.issue_path(sent_issue.issue.as_str()));

@@ -6,6 +6,7 @@ mod browser;
 mod check;
 mod dovecot;
 mod interrupt;
+mod long_running;
 mod lost_or_twice;
 mod new;
 mod render;
