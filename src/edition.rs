@@ -44,6 +44,11 @@ impl Edition {
         })
     }
 
+    /// The list id of the newsletter as configured now (`message::list_id`).
+    pub fn list_id(&self) -> String {
+        crate::message::list_id(&self.newsletter)
+    }
+
     pub fn message_template(&self, kind: Kind) -> Result<MessageTemplate, RenderError> {
         let rendered = render::render(&self.newsletter, &self.issue, &self.theme)?;
         Ok(MessageTemplate::new(

@@ -60,6 +60,24 @@ pub fn lint_issue(
     Ok((diagnostics, html_bytes))
 }
 
+/// A rename (or a new `site_url`) that changes the `List-Id` readers' mail apps know the
+/// newsletter by. Links already sent keep working: tokens are signed with the list key the
+/// ledger fixed at the first send (`stored`).
+pub fn lint_list_id(newsletter: &Newsletter, stored: Option<String>) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    let current = crate::message::list_id(newsletter);
+    if let Some(stored) = stored.filter(|stored| *stored != current) {
+        diagnostics.push(Diagnostic::about_file(
+            Severity::Warning,
+            crate::workspace::NEWSLETTER_FILE,
+            format!(
+                "the List-Id is now `{current}`, and was `{stored}` when the first issue went out: filters and mail apps that group the newsletter by it will see a new list (unsubscribe links already sent keep working)"
+            ),
+        ));
+    }
+    diagnostics
+}
+
 /// Problems that only show across issues and the clock: two ready issues for one slot, a
 /// draft about to miss its slot, a ready issue the scheduler will never send.
 pub fn lint_schedule(

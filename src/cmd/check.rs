@@ -36,10 +36,14 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
         diagnostics.extend(found);
         theme = loaded;
         let (subscribers, found) = split(workspace.load_subscribers(newsletter));
-        let suppressed = match context.state.open_existing_ledger()? {
+        let ledger = context.state.open_existing_ledger()?;
+        let suppressed = match &ledger {
             Some(ledger) => ledger.suppressed()?,
             None => HashSet::new(),
         };
+        if let Some(ledger) = &ledger {
+            diagnostics.extend(lint::lint_list_id(newsletter, ledger.stored_list_key()?));
+        }
         rows.push(Row {
             file: workspace.display(&workspace.subscribers_path(newsletter)),
             details: subscribers

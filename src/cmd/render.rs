@@ -82,13 +82,19 @@ fn render_issue(context: &Context, issue_argument: &str, out: &Path) -> anyhow::
 
     let rendered = crate::render::render(newsletter, issue, theme)?;
     let secret = context.secret()?;
-    let template = crate::message::MessageTemplate::new(
+    let mut template = crate::message::MessageTemplate::new(
         newsletter,
         issue,
         &rendered,
         &theme.texts,
         Kind::Issue,
     );
+    // The sample carries the links a reader would get, signed as the ledger signs them.
+    if let Some(ledger) = context.state.open_existing_ledger()?
+        && let Some(list_key) = ledger.stored_list_key()?
+    {
+        template = template.keyed(list_key);
+    }
     let personal = template.personal(recipient, &secret);
     let html = rendered.html.fill(&personal.values());
     let text = rendered.text.fill(&personal.values());

@@ -148,7 +148,9 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// A message handed over, and how it went.
 struct Handed {
     job: Job,
-    attempt: Attempt,
+    /// `None` when the run stopped while the message waited for its turn under the rate
+    /// limit: it was never handed over.
+    attempt: Option<Attempt>,
     bytes: usize,
 }
 
@@ -184,6 +186,9 @@ pub struct SendLoop {
     claim_size: usize,
     started: Instant,
     suppressed_since: DateTime<Utc>,
+    /// The stop signal, for messages waiting for their turn under the rate limit: a stop
+    /// must not wait for a slow rate to let them go.
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl SendLoop {
@@ -212,6 +217,7 @@ impl SendLoop {
             options,
             concurrency,
             suppressed_since: batch.suppressed_since,
+            stop: None,
             clock,
             tally: Tally {
                 total: batch.jobs.len() as u64,
@@ -239,6 +245,7 @@ impl SendLoop {
         mut stop: watch::Receiver<bool>,
         progress: &dyn Progress,
     ) -> anyhow::Result<Summary> {
+        self.stop = Some(stop.clone());
         loop {
             if self.stopped.is_none() && *stop.borrow() {
                 self.stopped = Some(Stop::Interrupted);
@@ -346,9 +353,25 @@ impl SendLoop {
         let pacer = self.pacer.clone();
         let sender = self.sender.clone();
         let clock = self.clock.clone();
+        let mut stop = self.stop.clone();
         self.running.spawn(async move {
             if let Some(pacer) = pacer {
-                pacer.wait().await;
+                let stopped = async {
+                    match stop.as_mut() {
+                        Some(stop) => stop.wait_for(|stopped| *stopped).await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = pacer.wait() => {}
+                    true = stopped => {
+                        return Handed {
+                            job,
+                            attempt: None,
+                            bytes: 0,
+                        };
+                    }
+                }
             }
             let mut message = Vec::new();
             template.write(
@@ -365,7 +388,7 @@ impl SendLoop {
                 .await;
             Handed {
                 job,
-                attempt,
+                attempt: Some(attempt),
                 bytes: message.len(),
             }
         });
@@ -378,6 +401,16 @@ impl SendLoop {
             attempt,
             bytes,
         } = handed;
+        let Some(attempt) = attempt else {
+            // Never handed over: back where it was, for the next run.
+            self.results.push(Outcome {
+                email: job.key.clone(),
+                state: job.previous,
+                reply: None,
+            });
+            self.tally.total -= 1;
+            return;
+        };
         match attempt {
             Attempt::Delivered(reply) => {
                 self.failures_since_delivery = 0;
@@ -799,7 +832,7 @@ mod tests {
         send.claim_batch().await.unwrap();
         send.hand_over();
         let handed = next_handed(&mut send).await;
-        assert!(matches!(handed.attempt, Attempt::Delivered(_)));
+        assert!(matches!(handed.attempt, Some(Attempt::Delivered(_))));
         assert_eq!(server.message_count(), 1);
         // The relay has it, but until its answer is recorded the row stays in flight: a
         // crash now leaves the reader uncertain, never sent twice.
@@ -854,6 +887,34 @@ mod tests {
             [State::Sent, State::Pending, State::Pending]
         );
         assert_eq!(send.tally.total, 1);
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_wait_for_a_slow_rate_at_once_and_the_waiting_go_back() {
+        let setup = Setup::new();
+        let mut send = setup.send_loop(&Destination::Outbox);
+        // One message every hundred seconds: the second would wait that long.
+        send.pacer = Some(Arc::new(Pacer::new(0.01)));
+        let (stopper, stop) = watch::channel(false);
+        send.stop = Some(stop);
+        send.claim_batch().await.unwrap();
+        send.hand_over();
+        send.hand_over();
+        let first = next_handed(&mut send).await;
+        send.take_reply(first);
+        let started = std::time::Instant::now();
+        stopper.send(true).unwrap();
+        let second = next_handed(&mut send).await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(second.attempt.is_none(), "never handed over");
+        send.take_reply(second);
+        send.release_unsent();
+        send.flush(true).await.unwrap();
+        assert_eq!(
+            setup.states_on_disk(),
+            [State::Sent, State::Pending, State::Pending]
+        );
+        assert_eq!(setup.outbox_files(), 1);
     }
 
     #[tokio::test]

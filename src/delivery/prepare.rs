@@ -65,8 +65,9 @@ impl PreparedSend {
     ) -> anyhow::Result<PreparedSend> {
         let issue = &edition.issue.id;
         let lock = IssueLock::acquire(state, issue)?;
-        let template = Arc::new(edition.message_template(Kind::Issue)?);
         let mut ledger = state.open_ledger()?;
+        let list_key = ledger.list_key(&edition.list_id())?;
+        let template = Arc::new(edition.message_template(Kind::Issue)?.keyed(list_key));
         let suppressed = ledger.suppressed()?;
         let wanted: Vec<(AddressKey, &Subscriber)> = audience(&edition.subscribers, &suppressed)
             .map(|subscriber| (subscriber.email.key(), subscriber))
@@ -193,7 +194,10 @@ pub fn dry_run(
     secret: &Secret,
     date: &str,
 ) -> anyhow::Result<DryRun> {
-    let template = edition.message_template(Kind::Issue)?;
+    let mut template = edition.message_template(Kind::Issue)?;
+    if let Some(list_key) = ledger.map(Ledger::stored_list_key).transpose()?.flatten() {
+        template = template.keyed(list_key);
+    }
     let issue = &edition.issue.id;
     let (suppressed, done): (HashSet<AddressKey>, HashSet<AddressKey>) = match ledger {
         Some(ledger) => {

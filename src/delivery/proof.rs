@@ -30,7 +30,8 @@ pub async fn send_proofs(
     secret: &Secret,
     clock: &dyn Clock,
 ) -> anyhow::Result<Vec<Proof>> {
-    let template = edition.message_template(Kind::Test)?;
+    let list_key = ledger.list_key(&edition.list_id())?;
+    let template = edition.message_template(Kind::Test)?.keyed(list_key);
     let sender = &edition.newsletter.from.address;
     let mut proofs = Vec::with_capacity(recipients.len());
     for recipient in recipients {

@@ -1,7 +1,7 @@
 //! The delivery ledger: what was sent to whom, in SQLite. The single source of truth for
 //! resuming a send and for `status`.
 //!
-//! Schema (version 3; `PRAGMA user_version` holds the version, `schema::migrate` moves it
+//! Schema (version 4; `PRAGMA user_version` holds the version, `schema::migrate` moves it
 //! forward):
 //!
 //! ```sql
@@ -16,6 +16,9 @@
 //!   outcome: sent | deferred | failed | uncertain
 //! schedule_events (id, issue, due_at, event, detail, at)   -- what the scheduler did (v2)
 //!   event: started | finished | missed | draft | invalid | conflict
+//! meta (key, value)                                     -- facts fixed once (v4)
+//!   key: list_key (signs tokens and Message-IDs: the list id when first needed)
+//! issue_snapshots (issue, source, taken_at)             -- each issue as first sent (v4)
 //! ```
 //!
 //! `email` is the address compared without case (`AddressKey`); `address` is as written in
@@ -23,11 +26,12 @@
 //! handed to the relay until the relay's answer is recorded; a `sending` row found while no
 //! send of its issue is running is *uncertain*: its message may or may not have arrived.
 //!
-//! One file per table: `deliveries`, `suppressions`, `test_sends`, `events`; opening and
-//! migrating in `schema`.
+//! One file per table: `deliveries`, `suppressions`, `test_sends`, `events`, `meta` (with
+//! the snapshots); opening and migrating in `schema`.
 
 mod deliveries;
 mod events;
+mod meta;
 mod schema;
 mod suppressions;
 mod test_sends;

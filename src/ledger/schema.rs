@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use super::{LedgerError, Result};
 
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 pub(super) fn open(path: &Path) -> Result<Connection> {
     let mut connection = Connection::open(path)?;
@@ -137,6 +137,23 @@ fn migrate(connection: &mut Connection) -> Result<()> {
             UPDATE deliveries SET via = CASE WHEN last_reply LIKE 'written to %'
                 THEN 'outbox' ELSE 'relay' END
             WHERE state = 'sent';",
+        )?;
+    }
+    if version < 4 {
+        // Facts about the newsletter fixed once: `list_key` signs unsubscribe tokens and
+        // Message-IDs, so renaming the newsletter or moving its site breaks no link already
+        // sent. `issue_snapshots` keeps each issue's source as it was at its first send: the
+        // archive shows what was sent, not what the file says now.
+        transaction.execute_batch(
+            "CREATE TABLE meta (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE issue_snapshots (
+                issue TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                taken_at TEXT NOT NULL
+            ) WITHOUT ROWID;",
         )?;
     }
     transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;

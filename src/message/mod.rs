@@ -89,6 +89,9 @@ pub struct MessageTemplate {
     kind: Kind,
     issue_id: String,
     list_id: String,
+    /// What tokens and Message-IDs are signed with: the ledger's fixed list key (see
+    /// `Ledger::list_key`), or the list id until the ledger has one.
+    list_key: String,
     message_id_domain: String,
     unsubscribe_mailto: String,
     site_unsubscribe_base: Option<String>,
@@ -243,6 +246,7 @@ impl MessageTemplate {
         MessageTemplate {
             kind,
             issue_id: issue.id.as_str().to_string(),
+            list_key: list_id.clone(),
             message_id_domain: newsletter.from.address.ascii_domain(),
             unsubscribe_mailto: format!("mailto:{}", newsletter.reply_address().header_form()),
             site_unsubscribe_base: newsletter
@@ -263,14 +267,21 @@ impl MessageTemplate {
         &self.list_id
     }
 
+    /// The template signing its tokens and Message-IDs with the ledger's fixed list key, so
+    /// links keep working whatever the newsletter is renamed to.
+    pub fn keyed(mut self, list_key: String) -> Self {
+        self.list_key = list_key;
+        self
+    }
+
     pub fn unsubscribe_links(&self, secret: &Secret, email: &EmailAddress) -> UnsubscribeLinks {
         let token = match self.kind {
-            Kind::Issue => secret.unsubscribe_token(&self.list_id, &email.key()),
+            Kind::Issue => secret.unsubscribe_token(&self.list_key, &email.key()),
             // A proof's link leads to a page saying so, and unsubscribes nobody: the `.`
             // never occurs in a real token.
             Kind::Test => format!(
                 "{TEST_TOKEN_PREFIX}{}",
-                secret.unsubscribe_token(&self.list_id, &email.key())
+                secret.unsubscribe_token(&self.list_key, &email.key())
             ),
         };
         UnsubscribeLinks {
@@ -296,7 +307,7 @@ impl MessageTemplate {
     /// app folds a proof into another proof or into the real issue.
     pub fn message_id(&self, secret: &Secret, email: &EmailAddress) -> String {
         let tag = match self.kind {
-            Kind::Issue => secret.message_tag(&self.list_id, &self.issue_id, &email.key()),
+            Kind::Issue => secret.message_tag(&self.list_key, &self.issue_id, &email.key()),
             Kind::Test => format!("test.{}", random_hex()),
         };
         format!("<{}.{tag}@{}>", self.issue_id, self.message_id_domain)

@@ -13,6 +13,7 @@
 //! files as of their last change.
 
 pub mod directory;
+mod head;
 pub mod limit;
 mod routes;
 mod server;

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::limit::{Rate, RateLimiter};
 use super::site::{Site, SiteCache, SiteError};
-use super::{HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_HEADERS, Shared, routes};
+use super::{HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_HEADERS, Shared, head, routes};
 use crate::clock::Clock;
 use crate::model::newsletter::Newsletter;
 use crate::secret::Secret;
@@ -44,9 +44,9 @@ impl Server {
     /// back as `Invalid`, as for a send.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         use anyhow::Context as _;
-        let ledger = config.state.open_ledger()?;
+        let mut ledger = config.state.open_ledger()?;
         let site =
-            Site::load(&config.workspace, &config.secret, &ledger).map_err(
+            Site::load(&config.workspace, &config.secret, &mut ledger).map_err(
                 |error| match error {
                     SiteError::Invalid(invalid) => anyhow::Error::new(invalid),
                     other => anyhow::Error::new(other),
@@ -93,7 +93,11 @@ impl Server {
     /// got no answer tries again.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let mut http = hyper::server::conn::http1::Builder::new();
+        // One request per connection: each head is read and checked by `head` first, so
+        // that every refusal carries our headers. Behind a proxy, keep-alive to us buys
+        // nothing worth that.
         http.timer(TokioTimer::new())
+            .keep_alive(false)
             .header_read_timeout(HEADER_TIMEOUT)
             .max_header_size(MAX_HEADER_BYTES)
             .max_headers(MAX_HEADERS);
@@ -119,6 +123,18 @@ impl Server {
             let router = self.router.clone();
             let http = http.clone();
             tokio::spawn(async move {
+                let mut stream = stream;
+                let head =
+                    head::read_head(&mut stream, MAX_HEADER_BYTES, MAX_HEADERS, HEADER_TIMEOUT)
+                        .await;
+                let stream = match head {
+                    Ok(head) => head::Replayed::new(head, stream),
+                    Err(refusal) => {
+                        head::refuse(&mut stream, refusal).await;
+                        drop(permit);
+                        return;
+                    }
+                };
                 let service = hyper::service::service_fn(
                     move |mut request: Request<hyper::body::Incoming>| {
                         request.extensions_mut().insert(ConnectInfo(peer));

@@ -99,7 +99,7 @@ impl Site {
     pub(super) fn load(
         workspace: &Workspace,
         secret: &Secret,
-        ledger: &Ledger,
+        ledger: &mut Ledger,
     ) -> Result<Site, SiteError> {
         let newsletter = workspace.load_newsletter()?.value;
         // Stamped before the rest is read, so a change made while reading is seen next time.
@@ -107,12 +107,10 @@ impl Site {
         let theme = workspace.load_theme(&newsletter)?.value;
         let subscribers = workspace.load_subscribers(&newsletter)?.value;
         let known = ledger.known_addresses()?;
-        let directory = Directory::build(
-            secret,
-            &crate::message::list_id(&newsletter),
-            &subscribers,
-            known,
-        );
+        // Tokens are signed with the key fixed at the first send, so the links already sent
+        // still work after a rename.
+        let list_key = ledger.list_key(&crate::message::list_id(&newsletter))?;
+        let directory = Directory::build(secret, &list_key, &subscribers, known);
         Ok(Site {
             stamp,
             newsletter,

@@ -5,6 +5,7 @@ mod bounce_imap;
 mod browser;
 mod check;
 mod dovecot;
+mod hostile;
 mod interrupt;
 mod long_running;
 mod lost_or_twice;

@@ -122,8 +122,8 @@ fn one_click_unsubscribe_from_the_header_stops_the_next_issue() {
         status.stdout,
         "Next slots:\n  \
          Mon 2021-08-16 09:00 America/Toronto -> no issue yet\n  \
-         Mon 2021-08-23 09:00 America/Toronto -> issues/2021-08-23.yaml (ready)\n  \
-         Mon 2021-08-30 09:00 America/Toronto -> issues/2021-08-30.yaml (ready)\n\
+         Mon 2021-08-23 09:00 America/Toronto -> issues/2021-08-23.yaml (already sent)\n  \
+         Mon 2021-08-30 09:00 America/Toronto -> issues/2021-08-30.yaml (already sent)\n\
          1 address suppressed (unsubscribed by link)\n\
          Issues in the ledger:\n  \
          2021-08-23  sent 3, failed 0, deferred 0, uncertain 0\n  \
@@ -393,6 +393,40 @@ fn oversized_headers_are_refused() {
         answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
         "{answer}"
     );
+    assert_has_security_headers(&answer);
+}
+
+/// Every answer, whoever refuses the request, carries the same headers.
+fn assert_has_security_headers(answer: &str) {
+    let lower = answer.to_lowercase();
+    for header in [
+        format!("content-security-policy: {POLICY}\r\n").to_lowercase(),
+        "referrer-policy: no-referrer\r\n".to_string(),
+        "x-content-type-options: nosniff\r\n".to_string(),
+        "x-frame-options: deny\r\n".to_string(),
+    ] {
+        assert!(lower.contains(&header), "{header:?} missing from {answer}");
+    }
+}
+
+#[test]
+fn a_malformed_or_ambiguous_request_gets_a_400_with_the_security_headers() {
+    let workspace = workspace();
+    let server = ServeProcess::start(&workspace);
+    for request in [
+        "NOT A REQUEST\r\n\r\n".to_string(),
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc"
+            .to_string(),
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc"
+            .to_string(),
+    ] {
+        let (answer, _) = raw_exchange(&server.address(), request.as_bytes());
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{answer}"
+        );
+        assert_has_security_headers(&answer);
+    }
 }
 
 #[test]
@@ -433,6 +467,20 @@ fn a_client_sending_its_headers_byte_by_byte_is_cut_off_within_seconds() {
         elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(8),
         "cut off after {elapsed:?}"
     );
+    // And told why, with the same headers as any answer.
+    let mut stream = TcpStream::connect(server.address()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    assert_has_security_headers(&answer);
 }
 
 #[test]
