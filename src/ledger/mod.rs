@@ -1,17 +1,17 @@
 //! The delivery ledger: what was sent to whom, in SQLite. The single source of truth for
 //! resuming a send and for `status`.
 //!
-//! Schema (version 4; `PRAGMA user_version` holds the version, `schema::migrate` moves it
+//! Schema (version 5; `PRAGMA user_version` holds the version, `schema::migrate` moves it
 //! forward):
 //!
 //! ```sql
 //! deliveries  (issue, email, address, position, state, attempts, last_reply, message_id,
-//!              created_at, updated_at, sent_at, via)  -- one row per issue and recipient
+//!              created_at, updated_at, sent_at, via, verp_tag)  -- one row per issue and reader
 //!   state: pending | sending | sent | deferred | failed | skipped
 //!   via (v3, for sent rows): relay | outbox -- a copy in the outbox reached no one
 //! suppressions (email, source, reason, created_at)   -- never mail these addresses
 //!   source: one-click (the subscriber's own unsubscribe link: they may lift it again)
-//!           | manual (set by the editor: only they lift it)
+//!           | mailto | bounce | complaint | manual | import (only the editor lifts these)
 //! test_sends  (id, issue, email, outcome, reply, sent_at)  -- test emails, never deliveries
 //!   outcome: sent | deferred | failed | uncertain
 //! schedule_events (id, issue, due_at, event, detail, at)   -- what the scheduler did (v2)
@@ -19,6 +19,14 @@
 //! meta (key, value)                                     -- facts fixed once (v4)
 //!   key: list_key (signs tokens and Message-IDs: the list id when first needed)
 //! issue_snapshots (issue, source, taken_at)             -- each issue as first sent (v4)
+//! signups (email, address, name, state, requested_at, request_ip, request_agent,
+//!          confirmed_at, confirm_ip, confirm_agent)    -- web sign-ups and their consent (v5)
+//!   state: pending | confirmed
+//! signup_mails (id, email, sent_at)                     -- confirmation emails sent (v5)
+//! suppression_log (id, email, action, source, reason, at) -- every suppression and lift (v5)
+//!   action: suppressed | lifted
+//! reports (id, sha256, source, received_at, kind, email, issue, status, detail, raw)
+//!   kind: hard | soft | complaint | ignored            -- bounce and complaint reports (v5)
 //! ```
 //!
 //! `email` is the address compared without case (`AddressKey`); `address` is as written in
@@ -43,7 +51,7 @@ use rusqlite::Connection;
 
 pub use deliveries::{Counts, Outcome, Row, SentIssue, State, Via};
 pub use events::{Event, EventKind};
-pub use suppressions::{Source, Suppression};
+pub use suppressions::{LogEntry, Source, Suppression};
 pub use test_sends::ProofOutcome;
 
 pub const LEDGER_FILE: &str = "ledger.sqlite3";

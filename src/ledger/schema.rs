@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use super::{LedgerError, Result};
 
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 pub(super) fn open(path: &Path) -> Result<Connection> {
     let mut connection = Connection::open(path)?;
@@ -156,6 +156,57 @@ fn migrate(connection: &mut Connection) -> Result<()> {
             ) WITHOUT ROWID;",
         )?;
     }
+    if version < 5 {
+        // Readers who join on the web (double opt-in, with the consent record GDPR asks a
+        // sender to keep), every suppression and lift as it happened, and the bounce and
+        // complaint reports that cleaned the list, kept whole so an editor can see why.
+        transaction.execute_batch(
+            "CREATE TABLE signups (
+                email TEXT PRIMARY KEY,
+                address TEXT NOT NULL,
+                name TEXT,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed')),
+                requested_at TEXT NOT NULL,
+                request_ip TEXT,
+                request_agent TEXT,
+                confirmed_at TEXT,
+                confirm_ip TEXT,
+                confirm_agent TEXT
+            ) WITHOUT ROWID;
+            CREATE TABLE signup_mails (
+                id INTEGER PRIMARY KEY,
+                email TEXT NOT NULL,
+                sent_at TEXT NOT NULL
+            );
+            CREATE INDEX signup_mails_by_email ON signup_mails (email, sent_at);
+            CREATE TABLE suppression_log (
+                id INTEGER PRIMARY KEY,
+                email TEXT NOT NULL,
+                action TEXT NOT NULL CHECK (action IN ('suppressed', 'lifted')),
+                source TEXT NOT NULL,
+                reason TEXT,
+                at TEXT NOT NULL
+            );
+            CREATE INDEX suppression_log_by_email ON suppression_log (email, id);
+            ALTER TABLE deliveries ADD COLUMN verp_tag TEXT;
+            CREATE INDEX deliveries_by_verp_tag ON deliveries (verp_tag);
+            CREATE INDEX deliveries_by_message_id ON deliveries (message_id);
+            CREATE TABLE reports (
+                id INTEGER PRIMARY KEY,
+                sha256 TEXT NOT NULL UNIQUE,
+                source TEXT NOT NULL,
+                received_at TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint', 'ignored')),
+                email TEXT,
+                issue TEXT,
+                status TEXT,
+                detail TEXT,
+                raw BLOB NOT NULL
+            );
+            CREATE INDEX reports_by_email ON reports (email, id);
+            CREATE INDEX reports_by_issue ON reports (issue, kind);",
+        )?;
+    }
     transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     transaction.commit()?;
     Ok(())
@@ -202,22 +253,28 @@ mod tests {
     fn a_version_2_ledger_learns_which_messages_only_went_to_the_outbox() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LEDGER_FILE);
-        {
-            let ledger = Ledger::open(&path).unwrap();
-            ledger
-                .connection
-                .execute_batch(
-                    "ALTER TABLE deliveries DROP COLUMN via;
-                     INSERT INTO deliveries VALUES ('i', 'a@x.example', 'a@x.example', 0, 'sent', 1,
-                        'written to .letterpress/outbox/i/a@x.example.eml', NULL,
-                        '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z');
-                     INSERT INTO deliveries VALUES ('i', 'b@x.example', 'b@x.example', 1, 'sent', 1,
-                        '250 2.0.0 Ok: queued', NULL,
-                        '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z');
-                     PRAGMA user_version = 2;",
-                )
-                .unwrap();
-        }
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE deliveries (issue TEXT NOT NULL, email TEXT NOT NULL, address TEXT NOT NULL,
+                    position INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                    last_reply TEXT, message_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                    sent_at TEXT, PRIMARY KEY (issue, email)) WITHOUT ROWID;
+                 CREATE TABLE suppressions (email TEXT PRIMARY KEY, source TEXT NOT NULL, reason TEXT,
+                    created_at TEXT NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE test_sends (id INTEGER PRIMARY KEY, issue TEXT NOT NULL, email TEXT NOT NULL,
+                    outcome TEXT NOT NULL, reply TEXT, sent_at TEXT NOT NULL);
+                 CREATE TABLE schedule_events (id INTEGER PRIMARY KEY, issue TEXT NOT NULL,
+                    due_at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT, at TEXT NOT NULL);
+                 INSERT INTO deliveries VALUES ('i', 'a@x.example', 'a@x.example', 0, 'sent', 1,
+                    'written to .letterpress/outbox/i/a@x.example.eml', NULL,
+                    '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z');
+                 INSERT INTO deliveries VALUES ('i', 'b@x.example', 'b@x.example', 1, 'sent', 1,
+                    '250 2.0.0 Ok: queued', NULL,
+                    '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z', '2021-08-23T13:00:00.000Z');
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
         let ledger = Ledger::open(&path).unwrap();
         let counts = ledger.counts(&issue("i")).unwrap();
         assert_eq!((counts.sent, counts.outbox), (1, 1));

@@ -15,8 +15,16 @@ pub enum Source {
     /// The subscriber's own unsubscribe link: the one-click POST from their mail app, or the
     /// button on the unsubscribe page.
     OneClick,
-    /// Set by the editor.
+    /// The subscriber's unsubscribe email (the `mailto:` in `List-Unsubscribe`).
+    Mailto,
+    /// A hard bounce, or soft bounces in a row: the address does not take mail.
+    Bounce,
+    /// The reader marked the newsletter as spam (a feedback report).
+    Complaint,
+    /// Set by the editor (`letterpress subscribers remove`).
     Manual,
+    /// Unsubscribed, cleaned or bounced in a list imported from another tool.
+    Import,
     /// Written into the ledger by hand or by another tool: kept, shown, never lifted by a
     /// subscriber.
     Other(String),
@@ -26,7 +34,11 @@ impl Source {
     pub fn as_str(&self) -> &str {
         match self {
             Source::OneClick => "one-click",
+            Source::Mailto => "mailto",
+            Source::Bounce => "bounce",
+            Source::Complaint => "complaint",
             Source::Manual => "manual",
+            Source::Import => "import",
             Source::Other(text) => text,
         }
     }
@@ -34,7 +46,11 @@ impl Source {
     fn parse(text: String) -> Source {
         match text.as_str() {
             "one-click" => Source::OneClick,
+            "mailto" => Source::Mailto,
+            "bounce" => Source::Bounce,
+            "complaint" => Source::Complaint,
             "manual" => Source::Manual,
+            "import" => Source::Import,
             _ => Source::Other(text),
         }
     }
@@ -48,7 +64,7 @@ pub struct Suppression {
 }
 
 impl Suppression {
-    /// Whether the subscriber set it themselves, and so may lift it.
+    /// Whether the subscriber set it themselves with their link, and so may lift it there.
     pub fn is_own(&self) -> bool {
         self.source == Source::OneClick
     }
@@ -78,7 +94,8 @@ impl Ledger {
         Ok(keys)
     }
 
-    /// Adds an address to the suppression list; returns false if it was already there.
+    /// Adds an address to the suppression list, and to its log; returns false if it was
+    /// already there (and changes nothing).
     pub fn suppress(
         &mut self,
         email: &AddressKey,
@@ -86,11 +103,62 @@ impl Ledger {
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let changed = self.connection.execute(
+        let transaction = self.connection.transaction()?;
+        let changed = transaction.execute(
             "INSERT OR IGNORE INTO suppressions (email, source, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![email.as_str(), source.as_str(), reason, timestamp(now)],
         )?;
+        if changed == 1 {
+            log(&transaction, email, "suppressed", source, reason, now)?;
+        }
+        transaction.commit()?;
         Ok(changed == 1)
+    }
+
+    /// Lifts any suppression of the address (the editor's `subscribers lift`), noting who did
+    /// and why in its log. Returns the suppression lifted, if there was one.
+    pub fn lift(
+        &mut self,
+        email: &AddressKey,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Suppression>> {
+        let Some(suppression) = self.suppression(email)? else {
+            return Ok(None);
+        };
+        let transaction = self.connection.transaction()?;
+        transaction.execute(
+            "DELETE FROM suppressions WHERE email = ?1",
+            [email.as_str()],
+        )?;
+        log(
+            &transaction,
+            email,
+            "lifted",
+            &suppression.source,
+            Some(reason),
+            now,
+        )?;
+        transaction.commit()?;
+        Ok(Some(suppression))
+    }
+
+    /// Every suppression and lift of the address, oldest first.
+    pub fn suppression_history(&self, email: &AddressKey) -> Result<Vec<LogEntry>> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT action, source, reason, at FROM suppression_log WHERE email = ?1 ORDER BY id",
+        )?;
+        let mut rows = statement.query([email.as_str()])?;
+        let mut entries = Vec::new();
+        while let Some(row) = rows.next()? {
+            entries.push(LogEntry {
+                lifted: row.get::<_, String>(0)? == "lifted",
+                source: Source::parse(row.get(1)?),
+                reason: row.get(2)?,
+                at: parse_timestamp(&row.get::<_, String>(3)?)?,
+            });
+        }
+        Ok(entries)
     }
 
     /// The address's suppression, if it has one.
@@ -115,10 +183,23 @@ impl Ledger {
     /// Lifts the address's suppression only if the subscriber caused it (an unsubscribe
     /// link); one set by the editor or after a bounce stays. Returns whether one was lifted.
     pub fn unsuppress_own(&mut self, email: &AddressKey) -> Result<bool> {
-        let changed = self.connection.execute(
+        let transaction = self.connection.transaction()?;
+        let changed = transaction.execute(
             "DELETE FROM suppressions WHERE email = ?1 AND source = ?2",
             params![email.as_str(), Source::OneClick.as_str()],
         )?;
+        if changed == 1 {
+            let reason = Some("by the subscriber, with their link");
+            log(
+                &transaction,
+                email,
+                "lifted",
+                &Source::OneClick,
+                reason,
+                Utc::now(),
+            )?;
+        }
+        transaction.commit()?;
         Ok(changed == 1)
     }
 
@@ -149,6 +230,30 @@ impl Ledger {
     }
 }
 
+/// One suppression or lift of an address, as its log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub lifted: bool,
+    pub source: Source,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+fn log(
+    connection: &rusqlite::Connection,
+    email: &AddressKey,
+    action: &str,
+    source: &Source,
+    reason: Option<&str>,
+    at: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO suppression_log (email, action, source, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![email.as_str(), action, source.as_str(), reason, timestamp(at)],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{issue, key, now, open};
@@ -175,6 +280,13 @@ mod tests {
             (Source::Manual, false)
         );
         assert_eq!(ledger.suppression_counts().unwrap(), [(Source::Manual, 1)]);
+        let lifted = ledger.lift(&bob, "asked again by phone", now()).unwrap();
+        assert_eq!(lifted.map(|s| s.source), Some(Source::Manual));
+        let history = ledger.suppression_history(&bob).unwrap();
+        assert_eq!(history.len(), 2);
+        assert!(!history[0].lifted && history[1].lifted);
+        assert_eq!(history[1].reason.as_deref(), Some("asked again by phone"));
+        assert_eq!(ledger.suppression_history(&ada).unwrap().len(), 2);
     }
 
     #[test]
