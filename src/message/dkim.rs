@@ -12,9 +12,12 @@
 //! for RSA.)
 //!
 //! A signature costs one private-key operation per message: every reader's body differs (the
-//! greeting, the unsubscribe link), so nothing can be signed once per issue. The figures are
-//! in `benches/dkim.rs`; RSA-2048 dominates (about 1 ms), Ed25519 and the body hash are tens of
-//! microseconds.
+//! greeting, the unsubscribe link), so nothing can be signed once per issue. CPU time per
+//! 37 KiB message (`benches/dkim.rs`, 2-core AMD EPYC): RSA-2048 0.89 ms, nearly all of it
+//! the private-key operation (0.9 ms in ring and in aws-lc alike; 2.7 ms in RustCrypto's
+//! `rsa`); Ed25519 105 µs, of which 40 µs is the signature and 64 µs mail-auth's part (SHA-256
+//! of the body is 27 µs of it; the rest is its relaxed canonicalisation restarting at every
+//! space). Both keys: 0.95 ms.
 //!
 //! Keys: one PEM file per selector, `.letterpress/dkim/<selector>.pem`, or the file named by
 //! `LETTERPRESS_DKIM_KEY` (the `selector`'s RSA key) and `LETTERPRESS_DKIM_ED25519_KEY` (the
@@ -505,7 +508,9 @@ impl DkimSigner {
     }
 
     /// Puts the `DKIM-Signature` fields in front of `message`. Moving the message up by the
-    /// signatures' length costs a microsecond or two for 40 KiB, nothing beside the signing.
+    /// signatures' length costs about 3 µs for 37 KiB, nothing beside the signing, which is
+    /// CPU-bound (0.9 ms with RSA-2048): in async code, run it where a worker may be busy that
+    /// long (`spawn_blocking`, or a task that does nothing else).
     pub fn prepend_signatures(&self, message: &mut Vec<u8>) -> Result<(), DkimError> {
         let headers = self.signature_headers(message)?;
         message.splice(0..0, headers.into_bytes());
