@@ -556,6 +556,12 @@ fn with_both_keys_the_rsa_signature_comes_first_then_the_ed25519_one() {
 }
 
 #[test]
+fn one_signer_can_be_shared_by_every_send_task() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<DkimSigner>();
+}
+
+#[test]
 fn signature_fields_are_folded_ascii_lines() {
     let message = signed(
         &signer(vec![("lp", rsa_key()), ("lp-ed", ed25519_key())]),
