@@ -458,7 +458,7 @@ impl DkimSigner {
         keys.sort_by_key(|(_, key)| key.algorithm() != Algorithm::Rsa);
         let records = keys
             .iter()
-            .map(|(selector, key)| key.dns_record(selector.as_str(), domain.as_str()))
+            .map(|(selector, key)| key.dns_record(selector, &domain))
             .collect();
         let signers = keys
             .into_iter()
@@ -550,8 +550,9 @@ impl fmt::Display for DkimWarning {
 /// What `letterpress check` reports about DKIM: every problem at once, not just the first.
 #[derive(Debug, Default)]
 pub struct DkimCheck {
-    /// The keys that loaded, with the record each must be published as.
-    pub keys: Vec<(KeyFile, DnsRecord)>,
+    /// The keys that loaded, with the record each must be published as (none when the
+    /// signing domain is not usable, which is then among the errors).
+    pub keys: Vec<(KeyFile, Option<DnsRecord>)>,
     pub errors: Vec<DkimError>,
     pub warnings: Vec<DkimWarning>,
 }
@@ -600,8 +601,9 @@ pub fn check(
                         mode,
                     });
                 }
-                let domain = domain.as_ref().map_or("", SigningDomain::as_str);
-                let record = key.dns_record(file.selector.as_str(), domain);
+                let record = domain
+                    .as_ref()
+                    .map(|domain| key.dns_record(&file.selector, domain));
                 report.keys.push((file, record));
             }
             Err(error) => report.errors.push(error),

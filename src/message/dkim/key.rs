@@ -16,6 +16,8 @@ use ring::signature::{Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 
+use super::{Selector, SigningDomain};
+
 /// The size of the RSA keys `keygen` makes: RFC 8301 asks for at least 1024 bits and
 /// recommends 2048; receivers such as Gmail treat 1024 as weak. Longer keys sign several
 /// times slower and no longer fit one 255-byte TXT string either way.
@@ -163,7 +165,7 @@ impl PrivateKey {
     }
 
     /// The DNS record that publishes this key for `selector` under `domain`.
-    pub fn dns_record(&self, selector: &str, domain: &str) -> DnsRecord {
+    pub fn dns_record(&self, selector: &Selector, domain: &SigningDomain) -> DnsRecord {
         DnsRecord {
             name: format!("{selector}._domainkey.{domain}"),
             value: self.record_value(),
@@ -301,7 +303,11 @@ impl fmt::Debug for NewKey {
 
 /// Makes a key for `selector` under `domain`: PKCS#8 PEM (RSA keys are 2048 bits), and the TXT
 /// record that publishes it. Nothing is written; see `write_private_key`.
-pub fn keygen(algorithm: Algorithm, selector: &str, domain: &str) -> Result<NewKey, KeyError> {
+pub fn keygen(
+    algorithm: Algorithm,
+    selector: &Selector,
+    domain: &SigningDomain,
+) -> Result<NewKey, KeyError> {
     let pem = match algorithm {
         Algorithm::Rsa => {
             use rsa::pkcs8::{EncodePrivateKey, LineEnding};
