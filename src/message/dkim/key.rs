@@ -2,8 +2,9 @@
 //! that publishes its public half.
 //!
 //! The maths is `ring`'s (constant-time, and already here for rustls). `ring` cannot make RSA
-//! keys, so `keygen` takes RSA keys from the `rsa` crate, which is only used for that: its
-//! signing is not constant-time (RUSTSEC-2023-0071), so nothing here signs with it.
+//! keys, so `keygen` takes them from the `rsa` crate, which also writes an RSA public key as
+//! the SubjectPublicKeyInfo DNS wants; nothing signs with it, since its signing is not
+//! constant-time (RUSTSEC-2023-0071).
 
 use std::fmt;
 use std::io::{self, Write};
