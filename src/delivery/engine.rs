@@ -483,6 +483,14 @@ impl SendLoop {
     /// they were (recorded after their failures, which they override).
     fn note_refusal(&mut self, job: Job, reply: String) {
         let kind = refusal_kind(&reply);
+        // The run already stopped for this refusal: messages that were in flight on the
+        // other connections come back with it too, and go back in the queue with the rest.
+        if let Some(Stop::Refused(stopped_for)) = &self.stopped
+            && refusal_kind(stopped_for) == kind
+        {
+            self.put_back_refused(job, &reply);
+            return;
+        }
         if self.refusal.as_deref() != Some(kind.as_str()) {
             self.refusals.clear();
             self.refusal = Some(kind);
@@ -491,18 +499,24 @@ impl SendLoop {
         if self.refusals.len() < REFUSALS_IN_A_ROW {
             return;
         }
-        for job in self.refusals.drain(..) {
-            self.results.push(Outcome {
-                email: job.key.clone(),
-                state: job.previous,
-                reply: Some(format!(
-                    "put back: the relay refused the issue itself ({reply})"
-                )),
-            });
-            self.tally.failed -= 1;
-            self.tally.total -= 1;
+        for job in std::mem::take(&mut self.refusals) {
+            self.put_back_refused(job, &reply);
         }
         self.stopped.get_or_insert(Stop::Refused(reply));
+    }
+
+    /// A reader whose failure was the relay refusing the issue: back where they were
+    /// (recorded after the failure, which it overrides).
+    fn put_back_refused(&mut self, job: Job, reply: &str) {
+        self.results.push(Outcome {
+            email: job.key.clone(),
+            state: job.previous,
+            reply: Some(format!(
+                "put back: the relay refused the issue itself ({reply})"
+            )),
+        });
+        self.tally.failed -= 1;
+        self.tally.total -= 1;
     }
 
     /// Records the answers waiting, when enough have gathered or enough time has passed

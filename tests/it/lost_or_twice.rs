@@ -127,9 +127,10 @@ fn the_same_refusal_of_the_message_ten_times_in_a_row_stops_and_puts_the_readers
     let server = SmtpServer::start_in_background(
         Behaviour::new().data_reply(Target::Any, (554, "5.7.1 Message rejected as spam")),
     );
+    // Four connections: the refusals still in flight when the run stops go back too.
     let workspace = TestWorkspace::for_delivery(
         &numbered_subscribers(40),
-        "delivery:\n  concurrency: 1\n  timeout_seconds: 2\n",
+        "delivery:\n  concurrency: 4\n  timeout_seconds: 2\n",
     );
     let run = workspace.send(&server.url(), &[ISSUE, "--yes"]);
     assert_eq!(run.status, 1, "{run:?}");
@@ -141,7 +142,11 @@ fn the_same_refusal_of_the_message_ten_times_in_a_row_stops_and_puts_the_readers
     let after = counts(&workspace);
     assert_eq!(after.failed, 0, "{after:?}");
     assert_eq!(after.pending, 40, "{after:?}");
-    assert_eq!(server.commands().data, 10, "stopped after ten");
+    let data = server.commands().data;
+    assert!(
+        (10..=13).contains(&data),
+        "stopped after ten, and those in flight: {data}"
+    );
 }
 
 #[test]
