@@ -13,6 +13,7 @@ pub mod render;
 pub mod schedule;
 pub mod secret;
 pub mod serve;
+pub mod source;
 pub mod theme;
 pub mod workspace;
 pub mod yaml;
