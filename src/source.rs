@@ -485,6 +485,115 @@ mod tests {
         );
     }
 
+    /// Bytes that must never pass silently, whatever their place in a file.
+    const HOSTILE: &[&[u8]] = &[
+        b"\0",
+        b"\x01",
+        b"\x1b",
+        b"\x7f",
+        "\u{80}".as_bytes(),
+        "\u{9f}".as_bytes(),
+        "\u{feff}".as_bytes(),
+        "\u{fffe}".as_bytes(),
+        "\u{ffff}".as_bytes(),
+        b"\xff",
+        b"\xc3",
+        b"\xc0\xaf",
+        b"\xed\xa0\x80",
+        b"\xf8\x88\x80\x80\x80",
+    ];
+
+    /// `text` with `hostile` put in at the start of `line`, in its middle and at its end, and
+    /// at the end of the file.
+    fn spoilt(text: &str, line: usize, hostile: &[u8]) -> Vec<Vec<u8>> {
+        let start: usize = text.lines().take(line - 1).map(|line| line.len() + 1).sum();
+        let length = text.lines().nth(line - 1).unwrap().len();
+        [start, start + length / 2, start + length, text.len()]
+            .iter()
+            .map(|&at| [&text.as_bytes()[..at], hostile, &text.as_bytes()[at..]].concat())
+            .collect()
+    }
+
+    fn subscribers(count: usize) -> String {
+        (0..count)
+            .map(|i| {
+                format!("- email: reader{i}@example.com\n  name: Reader {i}\n  tags: [a, b]\n")
+            })
+            .collect()
+    }
+
+    fn decode_subscribers(path: &Path) -> (Option<usize>, Vec<String>) {
+        let mut decoder = Decoder::new("subscribers.yaml");
+        let count = match open(path, FileKind::Subscribers) {
+            Ok(file) => crate::model::subscriber::decode_list_from(&mut decoder, file)
+                .map(|list| list.len()),
+            Err(error) => panic!("{error}"),
+        };
+        let errors = decoder
+            .into_diagnostics()
+            .errors()
+            .map(ToString::to_string)
+            .collect();
+        (count, errors)
+    }
+
+    #[test]
+    fn a_list_of_n_subscribers_reads_back_as_n_or_as_an_error_never_fewer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscribers.yaml");
+        let list = subscribers(1000);
+        std::fs::write(&path, &list).unwrap();
+        assert_eq!(decode_subscribers(&path), (Some(1000), Vec::new()));
+        // Windows: a byte-order mark and CRLF line ends.
+        std::fs::write(&path, format!("\u{FEFF}{}", list.replace('\n', "\r\n"))).unwrap();
+        assert_eq!(decode_subscribers(&path), (Some(1000), Vec::new()));
+        for hostile in HOSTILE {
+            // Line 11, as in the report: "ok 11 subscribers" from a list of 1,000.
+            for bytes in spoilt(&list, 11, hostile) {
+                std::fs::write(&path, &bytes).unwrap();
+                let (count, errors) = decode_subscribers(&path);
+                assert_eq!(count, None, "{hostile:?} passed");
+                assert_eq!(errors.len(), 1, "{hostile:?}: {errors:?}");
+            }
+        }
+    }
+
+    fn issue(articles: usize) -> String {
+        let mut issue = String::from(
+            "date: 2021-08-23\nsubject: \"Weekly\"\npreheader: \"p\"\nsections:\n  - heading: News\n    articles:\n",
+        );
+        for i in 0..articles {
+            issue.push_str(&format!(
+                "      - title: Story {i}\n        url: https://news.example.com/{i}\n        excerpt: |\n          What happened, *briefly*.\n"
+            ));
+        }
+        issue
+    }
+
+    fn decode_issue(path: &Path) -> (Option<usize>, usize) {
+        let (root, mut decoder) = load_yaml(path, FileKind::Issue, "issues/2021-08-23.yaml");
+        let id = crate::model::issue::IssueId::parse("2021-08-23").unwrap();
+        let issue = root.and_then(|root| crate::model::issue::decode(&mut decoder, &root, id));
+        let count = issue.map(|issue| issue.sections.iter().map(|s| s.articles.len()).sum());
+        (count, decoder.into_diagnostics().error_count())
+    }
+
+    #[test]
+    fn an_issue_of_n_articles_reads_back_as_n_or_as_an_error_never_fewer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("2021-08-23.yaml");
+        let text = issue(12);
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(decode_issue(&path), (Some(12), 0));
+        for hostile in HOSTILE {
+            // After the first excerpt, where a NUL once lost 11 articles.
+            for bytes in spoilt(&text, 10, hostile) {
+                std::fs::write(&path, &bytes).unwrap();
+                assert_eq!(decode_issue(&path), (None, 1), "{hostile:?}");
+            }
+        }
+    }
+
     #[test]
     fn sizes_read_as_people_say_them() {
         assert_eq!(size_text(100), "100 bytes");
