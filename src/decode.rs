@@ -64,8 +64,11 @@ impl Decoder {
     pub fn read_error(&mut self, error: ReadError) {
         match error {
             ReadError::Syntax(error) => self.error(error.mark, &FieldPath::Root, error.message),
-            // `source` words its own limit; the system's errors get a prefix.
-            ReadError::Io(error) if error.kind() == std::io::ErrorKind::FileTooLarge => {
+            // `source` words its own limit (a custom error); the system's errors get a prefix.
+            ReadError::Io(error)
+                if error.kind() == std::io::ErrorKind::FileTooLarge
+                    && error.get_ref().is_some() =>
+            {
                 self.report(Severity::Error, None, &FieldPath::Root, error);
             }
             ReadError::Io(error) => self.report(

@@ -7,7 +7,7 @@
 //! The reader is also where hostile or damaged files are stopped, before the parser or the tree
 //! can be misled by them:
 //! - Every character is checked against YAML's `c-printable` on its way to the parser (see
-//!   [`Input`]). yaml-rust2 takes a `'\0'` for the end of its input, so a NUL byte used to end a
+//!   `Input`). yaml-rust2 takes a `'\0'` for the end of its input, so a NUL byte used to end a
 //!   file early without a word, and `check` passed a list missing everyone after it.
 //! - Nesting is limited to [`MAX_DEPTH`] while reading, with a stack of its own rather than
 //!   recursion, so no tree deep enough to overflow the stack (when built, compared, cloned or
