@@ -1053,6 +1053,10 @@ mod tests {
                 assert_eq!(message, too_deep, "{open}");
             }
         }
+        // `{{{{`: a mapping as a key is refused where it starts, or the depth first.
+        for levels in [100, 10_000, 1_000_000] {
+            assert!(parse(&nested(levels, "{", "}")).is_err());
+        }
         // Block mappings, one more level per line.
         let mut mapping = String::new();
         for level in 0..100 {
