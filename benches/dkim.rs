@@ -104,8 +104,9 @@ impl Measurement for ThreadCpu {
 
 fn benchmarks(criterion: &mut Criterion<ThreadCpu>) {
     let workspace = Workspace::new(env!("CARGO_MANIFEST_DIR"));
-    let (edition, _) = Edition::load(&workspace, "2021-08-23")
-        .unwrap_or_else(|error| panic!("the example does not load: {}", error.first_problem()));
+    let edition = Edition::load(&workspace, "2021-08-23")
+        .unwrap_or_else(|error| panic!("the example does not load: {}", error.first_problem()))
+        .value;
     let template = edition.message_template(Kind::Issue).unwrap();
     let secret = Secret::from_passphrase("a benchmark secret that is long enough").unwrap();
     let email = EmailAddress::parse("maximiliana.example@example.com").unwrap();

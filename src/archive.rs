@@ -42,8 +42,9 @@ pub const FEED: &str = "feed.xml";
 pub const INDEX: &str = "index.html";
 
 impl Archive {
-    /// The sent issues read from their files. One whose file is gone or no longer valid is
-    /// left out, and a line saying so is returned beside the archive.
+    /// The sent issues as they went out: from the snapshot the ledger kept at their first
+    /// send, or (for issues sent before snapshots were kept) from their files. One that can
+    /// be read from neither is left out, and a line saying so is returned beside the archive.
     pub fn collect(
         workspace: &Workspace,
         newsletter: Newsletter,
@@ -55,6 +56,19 @@ impl Archive {
         for sent_issue in sent {
             let path = workspace.issue_path(sent_issue.issue.as_str());
             let file = workspace.display(&path);
+            if let Some(snapshot) = &sent_issue.snapshot {
+                let shown = format!("{file} (as sent)");
+                match crate::workspace::decode_issue(snapshot, sent_issue.issue.clone(), &shown) {
+                    (Some(issue), _) => issues.push(ArchivedIssue {
+                        issue,
+                        first_sent: sent_issue.first_sent,
+                    }),
+                    (None, _) => left_out.push(format!(
+                        "{shown}: the copy kept at its first send no longer reads; left out of the archive"
+                    )),
+                }
+                continue;
+            }
             if !path.exists() {
                 left_out.push(format!(
                     "{file}: was sent but the file is gone; left out of the archive"

@@ -7,19 +7,31 @@
 use std::fmt::Display;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, FieldPath, Severity};
-use crate::yaml::{Mark, Node, Value};
+use crate::yaml::{Comments, Mark, Node, ReadError, Value};
 
 pub struct Decoder {
     file: String,
     diagnostics: Diagnostics,
+    /// Where comments cut plain values short, for the warnings of text fields.
+    comments: Comments,
 }
+
+/// What a text field says when YAML took the end of its value for a comment.
+pub const COMMENT_IN_TEXT: &str =
+    "the rest of the line after ` #` is a YAML comment; put the value in quotes";
 
 impl Decoder {
     pub fn new(file: impl Into<String>) -> Self {
         Decoder {
             file: file.into(),
             diagnostics: Diagnostics::default(),
+            comments: Comments::default(),
         }
+    }
+
+    /// The comments of the tree about to be decoded (`yaml::Document::comments`).
+    pub fn set_comments(&mut self, comments: Comments) {
+        self.comments = comments;
     }
 
     pub fn file(&self) -> &str {
@@ -40,6 +52,32 @@ impl Decoder {
 
     pub fn warning(&mut self, mark: Mark, path: &FieldPath, message: impl Display) {
         self.report(Severity::Warning, Some(mark), path, message);
+    }
+
+    /// A problem found outside the decoder, already a diagnostic.
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// A file that did not become a tree: a syntax error where it is, or a file that could not
+    /// be read to the end, about the whole file.
+    pub fn read_error(&mut self, error: ReadError) {
+        match error {
+            ReadError::Syntax(error) => self.error(error.mark, &FieldPath::Root, error.message),
+            // `source` words its own limit (a custom error); the system's errors get a prefix.
+            ReadError::Io(error)
+                if error.kind() == std::io::ErrorKind::FileTooLarge
+                    && error.get_ref().is_some() =>
+            {
+                self.report(Severity::Error, None, &FieldPath::Root, error);
+            }
+            ReadError::Io(error) => self.report(
+                Severity::Error,
+                None,
+                &FieldPath::Root,
+                format_args!("cannot read: {error}"),
+            ),
+        }
     }
 
     fn report(
@@ -124,6 +162,52 @@ impl Decoder {
         }
     }
 
+    /// Like [`Decoder::parse`], for a field of prose or a label (a subject, a title, a name):
+    /// warns when a ` #` on the value's line made YAML drop the rest of it as a comment. Only
+    /// text fields warn, since `status: draft  # or ready` is an ordinary comment.
+    pub fn parse_text<'n, T, E: Display>(
+        &mut self,
+        node: &'n Node,
+        path: &FieldPath,
+        parse: impl FnOnce(&'n str) -> Result<T, E>,
+    ) -> Option<T> {
+        if let Value::Scalar(_) = node.value
+            && let Some(hash) = self.comments.after(node.mark)
+        {
+            self.warning(hash, path, COMMENT_IN_TEXT);
+        }
+        self.parse(node, path, parse)
+    }
+
+    /// A required text field; see [`Decoder::parse_text`].
+    pub fn required_text<'n, T, E: Display>(
+        &mut self,
+        fields: &mut Fields<'n>,
+        path: &FieldPath,
+        key: &'static str,
+        parse: impl FnOnce(&'n str) -> Result<T, E>,
+    ) -> Option<T> {
+        let node = fields.required(self, path, key)?;
+        self.parse_text(node, &path.key(key), parse)
+    }
+
+    /// An optional text field; see [`Decoder::parse_text`].
+    pub fn optional_text<'n, T, E: Display>(
+        &mut self,
+        fields: &mut Fields<'n>,
+        path: &FieldPath,
+        key: &'static str,
+        parse: impl FnOnce(&'n str) -> Result<T, E>,
+    ) -> Result<Option<T>, Invalid> {
+        match fields.get(key) {
+            None => Ok(None),
+            Some(node) => self
+                .parse_text(node, &path.key(key), parse)
+                .map(Some)
+                .ok_or(Invalid),
+        }
+    }
+
     /// A required field parsed by `parse`; a missing one is reported at its mapping.
     pub fn required<'n, T, E: Display>(
         &mut self,
@@ -202,6 +286,14 @@ impl<'n> Fields<'n> {
         }
     }
 
+    /// Where `key` is written, if it is, without counting as asking for it.
+    pub fn key_mark(&self, key: &str) -> Option<Mark> {
+        self.entries
+            .iter()
+            .find(|(name, _)| matches!(&name.value, Value::Scalar(text) if text == key))
+            .map(|(name, _)| name.mark)
+    }
+
     /// Where the mapping starts, for problems about it as a whole.
     pub fn mark(&self) -> Mark {
         self.mark
@@ -216,7 +308,7 @@ impl<'n> Fields<'n> {
             if self.asked.contains(&name.as_str()) {
                 continue;
             }
-            let hint = match closest(name, &self.asked) {
+            let hint = match did_you_mean(name, self.asked.iter().copied()) {
                 Some(known) => format!("did you mean `{known}`?"),
                 None => format!("expected one of: {}", self.asked.join(", ")),
             };
@@ -226,29 +318,63 @@ impl<'n> Fields<'n> {
 }
 
 /// The known name an unknown one was most likely meant to be: a typo of at most two edits,
-/// or the same name in other case or with `-` for `_`.
-fn closest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
-    let normalised = unknown.to_lowercase().replace('-', "_");
-    known
-        .iter()
-        .map(|candidate| (edit_distance(&normalised, candidate), *candidate))
-        .filter(|(distance, _)| *distance <= 2)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
+/// or the same name in other case, or with `-` or a space for `_`.
+pub fn did_you_mean<'k>(
+    unknown: &str,
+    known: impl IntoIterator<Item = &'k str>,
+) -> Option<&'k str> {
+    // Past this length nothing is a typo of a name we know, and a hostile file full of long
+    // unknown values must not cost a comparison with every candidate each.
+    const LONGEST: usize = 64;
+    if unknown.len() > LONGEST {
+        return None;
+    }
+    let unknown = normalise(unknown);
+    let mut best: Option<(usize, &'k str)> = None;
+    for candidate in known {
+        let limit = best.map_or(MAX_EDITS, |(distance, _)| distance.saturating_sub(1));
+        // Most candidates differ too much in length; an ASCII name keeps its length normalised.
+        if candidate.is_ascii() && candidate.len().abs_diff(unknown.len()) > limit {
+            continue;
+        }
+        if let Some(distance) = edit_distance_within(&unknown, &normalise(candidate), limit)
+            && best.is_none_or(|(best, _)| distance < best)
+        {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, candidate)| candidate)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
+const MAX_EDITS: usize = 2;
+
+fn normalise(name: &str) -> Vec<char> {
+    name.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == '-' || c == ' ' { '_' } else { c })
+        .collect()
+}
+
+/// The edit distance between `a` and `b` if it is at most `limit`. Gives up as soon as every
+/// way through is over the limit, so most candidates cost a few steps.
+fn edit_distance_within(a: &[char], b: &[char], limit: usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > limit {
+        return None;
     }
-    previous[b.len()]
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        if current.iter().all(|distance| *distance > limit) {
+            return None;
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    Some(previous[b.len()]).filter(|distance| *distance <= limit)
 }
 
 #[cfg(test)]
@@ -314,10 +440,65 @@ mod tests {
     #[test]
     fn suggestions_catch_typos_case_and_dashes() {
         assert_eq!(
-            closest("postal-address", &["postal_address"]),
+            did_you_mean("postal-address", ["postal_address"]),
             Some("postal_address")
         );
-        assert_eq!(closest("Subject", &["subject"]), Some("subject"));
-        assert_eq!(closest("colour", &["subject"]), None);
+        assert_eq!(did_you_mean("Subject", ["subject"]), Some("subject"));
+        assert_eq!(did_you_mean("colour", ["subject"]), None);
+        assert_eq!(
+            did_you_mean("america/new york", ["America/New_York", "America/Toronto"]),
+            Some("America/New_York")
+        );
+        // The closest wins, whatever the order.
+        assert_eq!(
+            did_you_mean("subjet", ["subjects", "subject"]),
+            Some("subject")
+        );
+        assert_eq!(did_you_mean(&"x".repeat(65), ["x"]), None);
+    }
+
+    fn messages(decoder: Decoder) -> Vec<String> {
+        decoder
+            .into_diagnostics()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn text_fields_warn_at_a_comment_that_cut_their_value_short() {
+        let document = yaml::parse_document(
+            "subject: Deep Signal #2: Foundation models\nstatus: draft # or ready\nnumber: 3 # third\n",
+        )
+        .unwrap();
+        let mut decoder = Decoder::new("x.yaml");
+        decoder.set_comments(document.comments);
+        let path = FieldPath::Root;
+        let mut fields = decoder.fields(&document.root, &path).unwrap();
+        let subject = decoder.required_text(&mut fields, &path, "subject", |text| {
+            Ok::<_, String>(text.to_string())
+        });
+        assert_eq!(subject.as_deref(), Some("Deep Signal"));
+        decoder.required(&mut fields, &path, "status", Ok::<_, String>);
+        let _ = decoder.optional(&mut fields, &path, "number", |text| text.parse::<u32>());
+        assert_eq!(
+            messages(decoder),
+            [
+                "x.yaml:1:22: warning: subject: the rest of the line after ` #` is a YAML comment; put the value in quotes"
+            ]
+        );
+    }
+
+    #[test]
+    fn read_errors_are_reported_where_they_are_or_about_the_file() {
+        let mut decoder = Decoder::new("x.yaml");
+        decoder.read_error(yaml::parse("a: [\n").unwrap_err().into());
+        decoder.read_error(std::io::Error::other("disk on fire").into());
+        let messages = messages(decoder);
+        assert!(
+            messages[0].starts_with("x.yaml:2:1: invalid YAML: "),
+            "{messages:?}"
+        );
+        assert_eq!(messages[1], "x.yaml: cannot read: disk on fire");
     }
 }

@@ -17,6 +17,9 @@ pub struct Edition {
     pub subscribers: Vec<Subscriber>,
     /// The issue file as the user should see it.
     pub issue_file: String,
+    /// The issue file's text as it was read and checked: kept by the first send as the
+    /// issue's snapshot, which the archive shows.
+    pub issue_source: String,
 }
 
 impl Edition {
@@ -28,7 +31,9 @@ impl Edition {
             .load_theme(&newsletter)?
             .collect_warnings(&mut warnings);
         let path = workspace.issue_path(issue_argument);
-        let issue = workspace.load_issue(&path)?.collect_warnings(&mut warnings);
+        let (issue, issue_source) = workspace
+            .load_issue_with_source(&path)?
+            .collect_warnings(&mut warnings);
         let subscribers = workspace
             .load_subscribers(&newsletter)?
             .collect_warnings(&mut warnings);
@@ -39,6 +44,7 @@ impl Edition {
                 issue,
                 subscribers,
                 issue_file: workspace.display(&path),
+                issue_source,
             },
             warnings,
         })

@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod secret;
 pub mod serve;
 pub mod signals;
+pub mod source;
 pub mod state;
 pub mod theme;
 pub mod units;

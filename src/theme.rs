@@ -11,6 +11,7 @@ use chrono::format::{Item, StrftimeItems};
 use crate::decode::Decoder;
 use crate::diagnostic::{Diagnostic, Diagnostics, FieldPath, Severity};
 use crate::model::newsletter::ThemeName;
+use crate::source::{FileError, FileKind};
 use crate::yaml;
 
 const DEFAULT_CSS: &str = include_str!("../templates/default/style.css");
@@ -149,7 +150,7 @@ impl Theme {
         let builtin = Theme::builtin();
 
         let css_path = folder.join("style.css");
-        let css = match std::fs::read_to_string(root.join(&css_path)) {
+        let css = match crate::source::read_string(&root.join(&css_path), FileKind::Theme) {
             Ok(css) if css.to_ascii_lowercase().contains("</style") => {
                 diagnostics.push(file_problem(
                     &css_path,
@@ -158,24 +159,24 @@ impl Theme {
                 None
             }
             Ok(css) => Some(css),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some(builtin.css),
+            Err(FileError::NotFound) => Some(builtin.css),
             Err(error) => {
-                diagnostics.push(file_problem(&css_path, format!("cannot read: {error}")));
+                diagnostics.push(error.into_diagnostic(css_path.display().to_string()));
                 None
             }
         };
 
         let texts_path = folder.join("theme.yaml");
-        let texts = match std::fs::read_to_string(root.join(&texts_path)) {
+        let texts = match crate::source::read_string(&root.join(&texts_path), FileKind::Theme) {
             Ok(source) => {
                 let mut decoder = Decoder::new(texts_path.display().to_string());
                 let texts = decode_texts(&mut decoder, &source, Some(&builtin.texts));
                 diagnostics.extend(decoder.into_diagnostics());
                 texts
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some(builtin.texts),
+            Err(FileError::NotFound) => Some(builtin.texts),
             Err(error) => {
-                diagnostics.push(file_problem(&texts_path, format!("cannot read: {error}")));
+                diagnostics.push(error.into_diagnostic(texts_path.display().to_string()));
                 None
             }
         };

@@ -8,10 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::decode::Decoder;
-use crate::diagnostic::{Checked, Diagnostic, Diagnostics, FieldPath, Severity, Valid};
+use crate::diagnostic::{Checked, Diagnostic, Diagnostics, Severity, Valid};
 use crate::model::issue::{self, Issue, IssueId};
 use crate::model::newsletter::{self, Newsletter};
 use crate::model::subscriber::{self, Subscriber};
+use crate::source::FileKind;
 use crate::theme::Theme;
 use crate::yaml;
 
@@ -81,89 +82,68 @@ impl Workspace {
         Ok(files)
     }
 
-    fn read(&self, path: &Path, diagnostics: &mut Diagnostics) -> Option<String> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Some(text),
-            Err(error) => {
-                let message = match error.kind() {
-                    std::io::ErrorKind::NotFound => "file not found".to_string(),
-                    std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
-                    _ => format!("cannot read: {error}"),
-                };
-                diagnostics.push(Diagnostic::about_file(
-                    Severity::Error,
-                    self.display(path),
-                    message,
-                ));
-                None
-            }
-        }
-    }
-
-    /// Reads and parses a YAML file, reporting a syntax error at its position.
-    fn parse(&self, path: &Path, diagnostics: &mut Diagnostics) -> Option<(yaml::Node, Decoder)> {
-        let source = self.read(path, diagnostics)?;
-        let mut decoder = Decoder::new(self.display(path));
-        match yaml::parse(&source) {
-            Ok(root) => Some((root, decoder)),
-            Err(error) => {
-                decoder.error(error.mark, &FieldPath::Root, error.message);
-                diagnostics.extend(decoder.into_diagnostics());
-                None
-            }
-        }
+    /// Reads and parses a YAML file of `kind` (bounded: see `source`), every problem on the
+    /// way a diagnostic.
+    fn parse(&self, path: &Path, kind: FileKind) -> (Option<yaml::Node>, Decoder) {
+        crate::source::load_yaml(path, kind, self.display(path))
     }
 
     pub fn load_newsletter(&self) -> Checked<Newsletter> {
-        let mut diagnostics = Diagnostics::default();
         let path = self.path(NEWSLETTER_FILE);
-        let value = self
-            .parse(&path, &mut diagnostics)
-            .and_then(|(root, mut decoder)| {
-                let value = newsletter::decode(&mut decoder, &root);
-                diagnostics.extend(decoder.into_diagnostics());
-                value
-            });
-        Valid::from_decoded(NEWSLETTER_FILE, value, diagnostics)
+        let (root, mut decoder) = self.parse(&path, FileKind::Settings);
+        let value = root.and_then(|root| newsletter::decode(&mut decoder, &root));
+        Valid::from_decoded(NEWSLETTER_FILE, value, decoder.into_diagnostics())
     }
 
     pub fn load_issue(&self, path: &Path) -> Checked<Issue> {
-        let mut diagnostics = Diagnostics::default();
+        self.load_issue_with_source(path).map(|valid| Valid {
+            value: valid.value.0,
+            warnings: valid.warnings,
+        })
+    }
+
+    /// The issue, and its file's text as it was read: what a send keeps as the issue's
+    /// snapshot, so the archive shows what went out.
+    pub fn load_issue_with_source(&self, path: &Path) -> Checked<(Issue, String)> {
+        let file = self.display(path);
         let id = match IssueId::parse(issue_name(path)) {
             Ok(id) => id,
             Err(message) => {
-                diagnostics.push(Diagnostic::about_file(
-                    Severity::Error,
-                    self.display(path),
-                    message,
-                ));
-                return Valid::from_decoded(&self.display(path), None, diagnostics);
+                let mut diagnostics = Diagnostics::default();
+                diagnostics.push(Diagnostic::about_file(Severity::Error, &file, message));
+                return Valid::from_decoded(&file, None, diagnostics);
             }
         };
-        let value = self
-            .parse(path, &mut diagnostics)
-            .and_then(|(root, mut decoder)| {
-                let value = issue::decode(&mut decoder, &root, id);
-                diagnostics.extend(decoder.into_diagnostics());
-                value
-            });
-        Valid::from_decoded(&self.display(path), value, diagnostics)
+        match crate::source::read_string(path, FileKind::Issue) {
+            Ok(source) => {
+                let (issue, diagnostics) = decode_issue(&source, id, &file);
+                Valid::from_decoded(&file, issue.map(|issue| (issue, source)), diagnostics)
+            }
+            Err(error) => {
+                let mut diagnostics = Diagnostics::default();
+                diagnostics.push(error.into_diagnostic(&file));
+                Valid::from_decoded(&file, None, diagnostics)
+            }
+        }
     }
 
     pub fn subscribers_path(&self, newsletter: &Newsletter) -> PathBuf {
         self.path(&newsletter.subscribers)
     }
 
+    /// The subscriber list, read as it is decoded: the file is never held whole.
     pub fn load_subscribers(&self, newsletter: &Newsletter) -> Checked<Vec<Subscriber>> {
-        let mut diagnostics = Diagnostics::default();
         let path = self.subscribers_path(newsletter);
-        let value = self.read(&path, &mut diagnostics).and_then(|source| {
-            let mut decoder = Decoder::new(self.display(&path));
-            let value = subscriber::decode_list(&mut decoder, &source);
-            diagnostics.extend(decoder.into_diagnostics());
-            value
-        });
-        Valid::from_decoded(&self.display(&path), value, diagnostics)
+        let file = self.display(&path);
+        let mut decoder = Decoder::new(&file);
+        let value = match crate::source::open(&path, FileKind::Subscribers) {
+            Ok(input) => subscriber::decode_list_from(&mut decoder, input),
+            Err(error) => {
+                decoder.push(error.into_diagnostic(&file));
+                None
+            }
+        };
+        Valid::from_decoded(&file, value, decoder.into_diagnostics())
     }
 
     pub fn load_theme(&self, newsletter: &Newsletter) -> Checked<Theme> {
@@ -171,4 +151,20 @@ impl Workspace {
             .map(Valid::new)
             .map_err(|diagnostics| crate::diagnostic::Invalid::new("the theme", diagnostics))
     }
+}
+
+/// An issue from its text (a file's, or a snapshot the ledger kept), with every problem.
+pub fn decode_issue(source: &str, id: IssueId, file: &str) -> (Option<Issue>, Diagnostics) {
+    let mut decoder = Decoder::new(file);
+    let issue = match yaml::read(source.as_bytes()) {
+        Ok(document) => {
+            decoder.set_comments(document.comments);
+            issue::decode(&mut decoder, &document.root, id)
+        }
+        Err(error) => {
+            decoder.read_error(error);
+            None
+        }
+    };
+    (issue, decoder.into_diagnostics())
 }

@@ -106,9 +106,14 @@ fn print_schedule(context: &Context, ledger: Option<&Ledger>) -> anyhow::Result<
     let slot = &newsletter.value.schedule;
     let entries = schedule::issue_entries(&context.workspace)?;
     let now = context.clock.now();
-    // An issue counts as sent once a send of it began (by the scheduler or by hand).
+    // An issue counts as sent once a send of it began (by the scheduler or by hand); copies
+    // written only to the outbox reached no one, and do not count.
     let started = |id: &IssueId| {
-        ledger.is_some_and(|ledger| ledger.counts(id).is_ok_and(|counts| counts.total() > 0))
+        ledger.is_some_and(|ledger| {
+            ledger
+                .counts(id)
+                .is_ok_and(|counts| counts.total() > counts.outbox)
+        })
     };
     for (entry, due, standing) in plan::overdue(now, slot, &entries, started) {
         let when = due.format("%a %Y-%m-%d %H:%M");

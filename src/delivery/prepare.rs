@@ -67,6 +67,8 @@ impl PreparedSend {
         let lock = IssueLock::acquire(state, issue)?;
         let mut ledger = state.open_ledger()?;
         let list_key = ledger.list_key(&edition.list_id())?;
+        // The first send's version of the issue is the one the archive shows from now on.
+        ledger.keep_snapshot(issue, &edition.issue_source, now)?;
         let template = Arc::new(edition.message_template(Kind::Issue)?.keyed(list_key));
         let suppressed = ledger.suppressed()?;
         let wanted: Vec<(AddressKey, &Subscriber)> = audience(&edition.subscribers, &suppressed)

@@ -129,6 +129,8 @@ impl Counts {
 pub struct SentIssue {
     pub issue: IssueId,
     pub first_sent: DateTime<Utc>,
+    /// Its source as it was at its first send, when the ledger kept it (sends since v4).
+    pub snapshot: Option<String>,
 }
 
 const ROW_COLUMNS: &str = "email, address, state, attempts, last_reply";
@@ -378,8 +380,11 @@ impl Ledger {
     /// when its first message was accepted.
     pub fn sent_issues(&self) -> Result<Vec<SentIssue>> {
         let mut statement = self.connection.prepare(
-            "SELECT issue, MIN(sent_at) FROM deliveries WHERE state = 'sent' AND sent_at IS NOT NULL
-             GROUP BY issue ORDER BY MIN(sent_at) DESC, issue DESC",
+            "SELECT sent.issue, sent.first_sent, issue_snapshots.source
+             FROM (SELECT issue, MIN(sent_at) AS first_sent FROM deliveries
+                   WHERE state = 'sent' AND sent_at IS NOT NULL GROUP BY issue) AS sent
+             LEFT JOIN issue_snapshots ON issue_snapshots.issue = sent.issue
+             ORDER BY sent.first_sent DESC, sent.issue DESC",
         )?;
         let mut rows = statement.query([])?;
         let mut sent = Vec::new();
@@ -387,6 +392,7 @@ impl Ledger {
             sent.push(SentIssue {
                 issue: stored_issue(row.get(0)?)?,
                 first_sent: parse_timestamp(&row.get::<_, String>(1)?)?,
+                snapshot: row.get(2)?,
             });
         }
         Ok(sent)
@@ -563,11 +569,13 @@ mod tests {
             [
                 SentIssue {
                     issue: issue("new"),
-                    first_sent: later
+                    first_sent: later,
+                    snapshot: None,
                 },
                 SentIssue {
                     issue: issue("old"),
-                    first_sent: now()
+                    first_sent: now(),
+                    snapshot: None,
                 },
             ]
         );

@@ -182,8 +182,8 @@ pub fn decode(decoder: &mut Decoder, root: &Node, id: IssueId) -> Option<Issue> 
         Some(node) => decoder.parse(node, &path.key("status"), parse_status),
     };
     let subject_node = fields.required(decoder, &path, "subject");
-    let subject =
-        subject_node.and_then(|node| decoder.parse(node, &path.key("subject"), OneLine::parse));
+    let subject = subject_node
+        .and_then(|node| decoder.parse_text(node, &path.key("subject"), OneLine::parse));
     if let (Some(subject), Some(node)) = (&subject, subject_node) {
         let length = subject.as_str().chars().count();
         if length > SUBJECT_WARN_LENGTH {
@@ -196,10 +196,11 @@ pub fn decode(decoder: &mut Decoder, root: &Node, id: IssueId) -> Option<Issue> 
             );
         }
     }
-    let preheader = decoder.optional(&mut fields, &path, "preheader", OneLine::parse);
+    let preheader = decoder.optional_text(&mut fields, &path, "preheader", OneLine::parse);
     if matches!(preheader, Ok(None)) {
+        // The preheader belongs beside the subject; that is where to add it.
         decoder.warning(
-            top,
+            fields.key_mark("subject").unwrap_or(top),
             &path.key("preheader"),
             "missing; without it inboxes preview the first words of the email instead",
         );
@@ -254,7 +255,7 @@ fn decode_markdown(
         return Ok(None);
     };
     let markdown = decoder
-        .parse(node, path, Markdown::parse)
+        .parse_text(node, path, Markdown::parse)
         .ok_or(crate::decode::Invalid)?;
     if markdown.has_raw_html() {
         decoder.warning(
@@ -282,7 +283,7 @@ fn decode_sections(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Opti
 
 fn decode_section(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<Section> {
     let mut fields = decoder.fields(node, path)?;
-    let heading = decoder.required(&mut fields, path, "heading", OneLine::parse);
+    let heading = decoder.required_text(&mut fields, path, "heading", OneLine::parse);
     let articles = fields.required(decoder, path, "articles").and_then(|node| {
         let articles_path = path.key("articles");
         let items = decoder.list(node, &articles_path)?;
@@ -306,10 +307,10 @@ fn decode_section(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Optio
 
 fn decode_article(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<Article> {
     let mut fields = decoder.fields(node, path)?;
-    let title = decoder.required(&mut fields, path, "title", OneLine::parse);
+    let title = decoder.required_text(&mut fields, path, "title", OneLine::parse);
     let url = decoder.required(&mut fields, path, "url", WebUrl::parse);
-    let source = decoder.optional(&mut fields, path, "source", OneLine::parse);
-    let author = decoder.optional(&mut fields, path, "author", OneLine::parse);
+    let source = decoder.optional_text(&mut fields, path, "source", OneLine::parse);
+    let author = decoder.optional_text(&mut fields, path, "author", OneLine::parse);
     let excerpt = match fields.required(decoder, path, "excerpt") {
         Some(node) => decode_markdown(decoder, Some(node), &path.key("excerpt"))
             .ok()
@@ -336,7 +337,7 @@ fn decode_article(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Optio
 fn decode_image(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<Image> {
     let mut fields = decoder.fields(node, path)?;
     let src = decoder.required(&mut fields, path, "src", WebUrl::parse);
-    let alt = decoder.required(&mut fields, path, "alt", OneLine::parse);
+    let alt = decoder.required_text(&mut fields, path, "alt", OneLine::parse);
     let width = decoder.optional(&mut fields, path, "width", parse_image_size);
     let height = decoder.optional(&mut fields, path, "height", parse_image_size);
     if matches!((&width, &height), (Ok(None), _) | (_, Ok(None))) {
@@ -361,9 +362,14 @@ mod tests {
     use crate::yaml;
 
     fn decode_text(source: &str) -> (Option<Issue>, Vec<String>) {
-        let root = yaml::parse(source).unwrap();
+        let document = yaml::parse_document(source).unwrap();
         let mut decoder = Decoder::new("issues/2021-08-23.yaml");
-        let issue = decode(&mut decoder, &root, IssueId::parse("2021-08-23").unwrap());
+        decoder.set_comments(document.comments);
+        let issue = decode(
+            &mut decoder,
+            &document.root,
+            IssueId::parse("2021-08-23").unwrap(),
+        );
         let messages = decoder
             .into_diagnostics()
             .iter()
@@ -412,6 +418,71 @@ mod tests {
             messages,
             [
                 "issues/2021-08-23.yaml:1:7: warning: date: 2021-08-24 does not match the file name 2021-08-23.yaml; rename one of them"
+            ]
+        );
+    }
+
+    const ARTICLE: &str = "sections:\n  - heading: h\n    articles:\n      - title: t\n        url: https://a.example/\n        excerpt: e\n";
+
+    #[test]
+    fn a_text_value_cut_short_by_a_comment_warns_at_the_hash() {
+        let source = format!(
+            "date: 2021-08-23\nstatus: draft   # or ready\nnumber: 2 # second\nsubject: Deep Signal #2: Foundation models\npreheader: \"p\"  # quoted\n{ARTICLE}"
+        );
+        let (issue, messages) = decode_text(&source);
+        assert_eq!(issue.unwrap().subject.as_str(), "Deep Signal");
+        assert_eq!(
+            messages,
+            [
+                "issues/2021-08-23.yaml:4:22: warning: subject: the rest of the line after ` #` is a YAML comment; put the value in quotes"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_text_field_of_an_article_warns_about_a_comment() {
+        let source = "date: 2021-08-23\nsubject: s\npreheader: p\nintro: Hello #1\nsections:\n  - heading: News #1\n    articles:\n      - title: A #1\n        url: https://a.example/#x\n        source: Synced  # optional\n        author: Ada #1\n        excerpt: e #1\n        image:\n          src: https://a.example/i.png\n          alt: a #1\n          width: 10\n          height: 10\n";
+        let (_, messages) = decode_text(source);
+        let fields: Vec<&str> = messages
+            .iter()
+            .map(|message| message.split(": ").nth(2).unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "intro",
+                "sections[0].heading",
+                "sections[0].articles[0].title",
+                "sections[0].articles[0].source",
+                "sections[0].articles[0].author",
+                "sections[0].articles[0].excerpt",
+                "sections[0].articles[0].image.alt",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_skeletons_empty_fields_with_comments_do_not_warn_about_comments() {
+        let source = "date: 2021-08-23\nsubject:             # one line, under 78 characters\npreheader:           # the preview line\nsections: []\n";
+        let (_, messages) = decode_text(source);
+        assert_eq!(
+            messages,
+            [
+                "issues/2021-08-23.yaml:2:1: subject: is empty; fill it in",
+                "issues/2021-08-23.yaml:2:1: warning: preheader: missing; without it inboxes preview the first words of the email instead",
+                "issues/2021-08-23.yaml:4:11: sections: needs at least one section",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_preheader_is_reported_at_the_subject() {
+        let source = format!("number: 1\ndate: 2021-08-23\nsubject: s\n{ARTICLE}");
+        let (_, messages) = decode_text(&source);
+        assert_eq!(
+            messages,
+            [
+                "issues/2021-08-23.yaml:3:1: warning: preheader: missing; without it inboxes preview the first words of the email instead"
             ]
         );
     }

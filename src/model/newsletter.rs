@@ -142,10 +142,10 @@ impl Default for ThemeName {
 pub fn decode(decoder: &mut Decoder, root: &Node) -> Option<Newsletter> {
     let path = FieldPath::Root;
     let mut fields = decoder.fields(root, &path)?;
-    let name = decoder.required(&mut fields, &path, "name", OneLine::parse);
+    let name = decoder.required_text(&mut fields, &path, "name", OneLine::parse);
     let from = decoder.required(&mut fields, &path, "from", Mailbox::parse);
     let reply_to = decoder.optional(&mut fields, &path, "reply_to", Mailbox::parse);
-    let postal_address = decoder.required(&mut fields, &path, "postal_address", Lines::parse);
+    let postal_address = decoder.required_text(&mut fields, &path, "postal_address", Lines::parse);
     let site_url = decoder.optional(&mut fields, &path, "site_url", SiteUrl::parse);
     let language = decoder.optional(&mut fields, &path, "language", Language::parse);
     let subscribers = decoder.optional(&mut fields, &path, "subscribers", parse_relative_path);
@@ -335,7 +335,13 @@ pub fn parse_grace(text: &str) -> Result<chrono::Duration, String> {
 
 pub fn parse_timezone(text: &str) -> Result<Tz, String> {
     Tz::from_str(text.trim()).map_err(|_| {
-        format!("`{text}` is not an IANA time zone; write one like `Europe/Berlin` or `UTC`")
+        let names = chrono_tz::TZ_VARIANTS.iter().map(|zone| zone.name());
+        match crate::decode::did_you_mean(text.trim(), names) {
+            Some(name) => format!("`{text}` is not an IANA time zone; did you mean `{name}`?"),
+            None => format!(
+                "`{text}` is not an IANA time zone; write one like `Europe/Berlin` or `UTC`"
+            ),
+        }
     })
 }
 
@@ -345,9 +351,10 @@ mod tests {
     use crate::yaml;
 
     fn decode_text(source: &str) -> (Option<Newsletter>, Vec<String>) {
-        let root = yaml::parse(source).unwrap();
+        let document = yaml::parse_document(source).unwrap();
         let mut decoder = Decoder::new("newsletter.yaml");
-        let newsletter = decode(&mut decoder, &root);
+        decoder.set_comments(document.comments);
+        let newsletter = decode(&mut decoder, &document.root);
         let messages = decoder
             .into_diagnostics()
             .iter()
@@ -429,5 +436,35 @@ mod tests {
         assert_eq!(Language::parse("ar-EG").unwrap().direction(), "rtl");
         assert_eq!(Language::parse("pt-BR").unwrap().direction(), "ltr");
         assert!(Language::parse("en_US").is_err());
+    }
+
+    #[test]
+    fn a_misspelt_time_zone_gets_a_suggestion() {
+        assert_eq!(
+            parse_timezone("Asia/Shangai").unwrap_err(),
+            "`Asia/Shangai` is not an IANA time zone; did you mean `Asia/Shanghai`?"
+        );
+        assert_eq!(
+            parse_timezone("america/new york").unwrap_err(),
+            "`america/new york` is not an IANA time zone; did you mean `America/New_York`?"
+        );
+        assert_eq!(
+            parse_timezone("Mars/Olympus").unwrap_err(),
+            "`Mars/Olympus` is not an IANA time zone; write one like `Europe/Berlin` or `UTC`"
+        );
+    }
+
+    #[test]
+    fn the_name_warns_about_a_comment_but_not_the_settings_around_it() {
+        let source = MINIMAL.replace("name: Weekly", "name: Deep Signal #2")
+            + "delivery:\n  concurrency: 2 # two\n";
+        let (newsletter, messages) = decode_text(&source);
+        assert_eq!(newsletter.unwrap().name.as_str(), "Deep Signal");
+        assert_eq!(
+            messages,
+            [
+                "newsletter.yaml:1:19: warning: name: the rest of the line after ` #` is a YAML comment; put the value in quotes"
+            ]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The subscriber list: one YAML list item per subscriber.
 
 use std::collections::HashMap;
+use std::io::BufRead;
 
 use chrono_tz::Tz;
 
@@ -48,8 +49,14 @@ fn parse_name(text: &str) -> Result<OneLine, String> {
 
 /// Decodes the whole list item by item, reporting every bad entry and every duplicate.
 pub fn decode_list(decoder: &mut Decoder, source: &str) -> Option<Vec<Subscriber>> {
+    decode_list_from(decoder, source.as_bytes())
+}
+
+/// Like [`decode_list`], reading the list as it decodes it (from `source::open`), so that the
+/// file is never held in memory whole.
+pub fn decode_list_from(decoder: &mut Decoder, input: impl BufRead) -> Option<Vec<Subscriber>> {
     let root = FieldPath::Root;
-    let items = match yaml::stream_seq(source) {
+    let items = match yaml::stream_seq(input) {
         Ok(TopLevel::Seq(items)) => items,
         Ok(TopLevel::Empty) => return Some(Vec::new()),
         Ok(TopLevel::Other(node)) => {
@@ -64,7 +71,7 @@ pub fn decode_list(decoder: &mut Decoder, source: &str) -> Option<Vec<Subscriber
             return None;
         }
         Err(error) => {
-            decoder.error(error.mark, &root, error.message);
+            decoder.read_error(error);
             return None;
         }
     };
@@ -73,9 +80,12 @@ pub fn decode_list(decoder: &mut Decoder, source: &str) -> Option<Vec<Subscriber
     let mut seen: HashMap<crate::model::address::AddressKey, (usize, u32)> = HashMap::new();
     for (index, item) in items.enumerate() {
         let item = match item {
-            Ok(item) => item,
+            Ok(document) => {
+                decoder.set_comments(document.comments);
+                document.root
+            }
             Err(error) => {
-                decoder.error(error.mark, &root, error.message);
+                decoder.read_error(error);
                 return None;
             }
         };
@@ -129,7 +139,7 @@ fn decode_subscriber(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Op
             ),
         );
     }
-    let name = decoder.optional(&mut fields, path, "name", parse_name);
+    let name = decoder.optional_text(&mut fields, path, "name", parse_name);
     let status = decoder.optional(&mut fields, path, "status", parse_status);
     let timezone = decoder.optional(&mut fields, path, "timezone", parse_timezone);
     let tags = match fields.get("tags") {
@@ -141,7 +151,7 @@ fn decode_subscriber(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Op
                     .iter()
                     .enumerate()
                     .map(|(index, item)| {
-                        decoder.parse(item, &tags_path.index(index), OneLine::parse)
+                        decoder.parse_text(item, &tags_path.index(index), OneLine::parse)
                     })
                     .collect();
                 tags.into_iter().collect()

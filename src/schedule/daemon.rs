@@ -120,7 +120,13 @@ impl Scheduler {
         for entry in &entries {
             if let Some(due) = plan::due(&newsletter.schedule, entry) {
                 let due = due.with_timezone(&Utc);
-                histories.push((entry.id.clone(), due, history(&ledger, &entry.id, due)?));
+                let mut history = history(&ledger, &entry.id, due)?;
+                // Copies that only reached the outbox are still owed to their readers when
+                // there is a relay: a send is due for them.
+                if matches!(self.destination, Destination::Relay(..)) {
+                    history.pending += ledger.counts(&entry.id)?.outbox;
+                }
+                histories.push((entry.id.clone(), due, history));
             }
         }
         let plan = plan::plan(now, &newsletter.schedule, &entries, |id, due| {

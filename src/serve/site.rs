@@ -10,11 +10,13 @@ use super::directory::Directory;
 use super::{Shared, lock};
 use crate::archive::Archive;
 use crate::diagnostic::Invalid;
-use crate::ledger::{Ledger, SentIssue};
+use crate::ledger::Ledger;
+use crate::model::issue::IssueId;
 use crate::model::newsletter::Newsletter;
 use crate::secret::Secret;
 use crate::theme::Theme;
 use crate::workspace::{NEWSLETTER_FILE, Workspace};
+use chrono::{DateTime, Utc};
 
 /// The settings, theme and token directory, as of the files' last change.
 pub(super) struct Site {
@@ -31,7 +33,8 @@ pub(super) struct SiteCache {
 }
 
 pub(super) struct CachedArchive {
-    key: (Stamp, Vec<SentIssue>),
+    /// The files, and which issues went out when (a snapshot never changes once kept).
+    key: (Stamp, Vec<(IssueId, DateTime<Utc>)>),
     archive: Arc<Archive>,
 }
 
@@ -162,7 +165,9 @@ impl Shared {
             .map(|sent_issue| self.workspace.issue_path(sent_issue.issue.as_str()));
         let key = (
             Stamp::of(site.stamp.paths().chain(issue_files)),
-            sent.clone(),
+            sent.iter()
+                .map(|sent_issue| (sent_issue.issue.clone(), sent_issue.first_sent))
+                .collect(),
         );
         let mut cache = lock(&self.archive);
         if let Some(cached) = cache.as_ref().filter(|cached| cached.key == key) {

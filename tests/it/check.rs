@@ -50,9 +50,9 @@ sections:
     assert_eq!(run.status, 1, "{run:?}");
     assert_eq!(
         run.stdout,
-        "issues/2021-08-30.yaml:1:1: warning: preheader: missing; without it inboxes preview the first words of the email instead\n\
-         issues/2021-08-30.yaml:1:9: number: expected a whole number, found `two`\n\
+        "issues/2021-08-30.yaml:1:9: number: expected a whole number, found `two`\n\
          issues/2021-08-30.yaml:3:9: status: `sent` is not a status; use `draft` or `ready`\n\
+         issues/2021-08-30.yaml:4:1: warning: preheader: missing; without it inboxes preview the first words of the email instead\n\
          issues/2021-08-30.yaml:4:10: subject: must be one line (found a line break)\n\
          issues/2021-08-30.yaml:11:9: sections[0].articles[1].title: required field is missing\n\
          issues/2021-08-30.yaml:11:9: sections[0].articles[1].titel: unknown field; did you mean `title`?\n\
@@ -165,8 +165,8 @@ fn warnings_are_printed_but_the_check_passes() {
     assert_eq!(
         run.stdout.lines().take(3).collect::<Vec<_>>(),
         [
-            "issues/2021-08-09.yaml:1:1: warning: preheader: missing; without it inboxes preview the first words of the email instead",
             "issues/2021-08-09.yaml:3:9: warning: status: the issue is dated 2021-08-09, in the past, but is still a draft: it will never be sent; set `status: ready` and a new date, or delete it",
+            "issues/2021-08-09.yaml:4:1: warning: preheader: missing; without it inboxes preview the first words of the email instead",
             "issues/2021-08-09.yaml:4:10: warning: subject: 81 characters; inboxes cut subjects after about 78",
         ]
     );

@@ -57,8 +57,8 @@ fn the_skeleton_lists_what_is_left_to_write_and_passes_check_once_filled() {
     assert_eq!(
         problems,
         [
-            "issues/2021-09-06.yaml:4:1: warning: preheader: missing; without it inboxes preview the first words of the email instead",
             "issues/2021-09-06.yaml:7:1: subject: is empty; fill it in",
+            "issues/2021-09-06.yaml:7:1: warning: preheader: missing; without it inboxes preview the first words of the email instead",
             "issues/2021-09-06.yaml:11:5: sections[0].heading: is empty; fill it in",
             "issues/2021-09-06.yaml:13:9: sections[0].articles[0].title: is empty; fill it in",
             "issues/2021-09-06.yaml:14:9: sections[0].articles[0].url: is empty; fill it in",
