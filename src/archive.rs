@@ -40,6 +40,8 @@ pub struct Archive {
 pub const STYLESHEET: &str = "style.css";
 pub const FEED: &str = "feed.xml";
 pub const INDEX: &str = "index.html";
+/// Where local images are published, under the site's root.
+pub const IMAGES: &str = "images";
 
 impl Archive {
     /// The sent issues as they went out: from the snapshot the ledger kept at their first
@@ -59,10 +61,14 @@ impl Archive {
             if let Some(snapshot) = &sent_issue.snapshot {
                 let shown = format!("{file} (as sent)");
                 match crate::workspace::decode_issue(snapshot, sent_issue.issue.clone(), &shown) {
-                    (Some(issue), _) => issues.push(ArchivedIssue {
-                        issue,
-                        first_sent: sent_issue.first_sent,
-                    }),
+                    (Some(mut issue), _) => {
+                        // Its images are the workspace's (a snapshot keeps only the text).
+                        workspace.resolve_images(&mut issue, &shown, &mut Default::default());
+                        issues.push(ArchivedIssue {
+                            issue,
+                            first_sent: sent_issue.first_sent,
+                        });
+                    }
                     (None, _) => left_out.push(format!(
                         "{shown}: the copy kept at its first send no longer reads; left out of the archive"
                     )),
@@ -106,6 +112,16 @@ impl Archive {
             .iter()
             .find(|archived| archived.issue.id.as_str() == id)
             .map(|archived| render::render_web_page(&self.newsletter, &archived.issue, &self.theme))
+    }
+
+    /// The workspace's images the archived issues show, by the name they are published
+    /// under (`<name>-<hash>.<ext>`), with where each file is.
+    pub fn images(&self) -> std::collections::BTreeMap<String, String> {
+        self.issues
+            .iter()
+            .flat_map(|archived| archived.issue.local_images())
+            .map(|image| (image.published.clone(), image.relative.clone()))
+            .collect()
     }
 
     pub fn stylesheet(&self) -> String {
@@ -200,20 +216,34 @@ impl Archive {
     }
 
     /// Writes the whole site under `dir`: `index.html`, `issues/<id>/index.html`,
-    /// `feed.xml` and `style.css`. Returns each file written (relative to `dir`) and its
+    /// `feed.xml`, `style.css` and the issues' local images as `images/<name>-<hash>.<ext>`
+    /// (copied from the workspace). Returns each file written (relative to `dir`) and its
     /// size.
-    pub fn write_site(&self, dir: &Path) -> anyhow::Result<Vec<(String, usize)>> {
-        let mut files = vec![
-            (INDEX.to_string(), self.index_html()),
-            (FEED.to_string(), self.feed_xml()),
-            (STYLESHEET.to_string(), self.stylesheet()),
+    pub fn write_site(
+        &self,
+        workspace: &Workspace,
+        dir: &Path,
+    ) -> anyhow::Result<Vec<(String, usize)>> {
+        let mut files: Vec<(String, Vec<u8>)> = vec![
+            (INDEX.to_string(), self.index_html().into_bytes()),
+            (FEED.to_string(), self.feed_xml().into_bytes()),
+            (STYLESHEET.to_string(), self.stylesheet().into_bytes()),
         ];
         for archived in &self.issues {
             let id = archived.issue.id.as_str();
             let html = self
                 .issue_html(id)
                 .expect("every archived issue has a page");
-            files.push((format!("issues/{id}/{INDEX}"), html));
+            files.push((format!("issues/{id}/{INDEX}"), html.into_bytes()));
+        }
+        for (published, relative) in self.images() {
+            let (file, bytes) = crate::images::read(workspace.root(), &relative)
+                .with_context(|| format!("cannot copy the image `{relative}`"))?;
+            anyhow::ensure!(
+                file.published == published,
+                "`{relative}` changed while the site was written; run the command again"
+            );
+            files.push((format!("{IMAGES}/{published}"), bytes));
         }
         let mut written = Vec::new();
         for (relative, contents) in files {

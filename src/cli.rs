@@ -15,6 +15,7 @@ An editor keeps one YAML file per issue in issues/, the newsletter's settings in
 and the list in subscribers.yaml. letterpress checks them, renders each issue to an HTML email \
 with a plain-text part, and sends it.",
     after_help = "A week with letterpress:\n  \
+letterpress init deep-signal               a new newsletter: settings, a list, a first draft\n  \
 letterpress new                            start next week's issue from a skeleton\n  \
 letterpress check                          every problem, as file:line:col: field: message\n  \
 letterpress render issues/2021-08-23.yaml  write the HTML, the text and a sample .eml to out/\n  \
@@ -41,17 +42,50 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a newsletter's workspace: settings, a subscriber list, a first draft.
+    #[command(
+        long_about = "Create a newsletter's workspace: settings, a subscriber list, a first draft.\n\n\
+Writes newsletter.yaml (every field explained, the optional ones commented out), \
+subscribers.yaml with one example entry, issues/<date>.yaml (a first draft dated the next \
+weekly slot) and a .gitignore that keeps the ledger, the secret, the readers and out/ out \
+of git. `letterpress check` passes on it at once. Never overwrites a file: run it again in \
+a half-made workspace to add what is missing.",
+        after_help = "Examples:\n  letterpress init\n  letterpress init deep-signal --name \"Deep Signal\" \\\n      --from \"Deep Signal <editor@deepsignal.example>\" --timezone Asia/Shanghai"
+    )]
+    Init {
+        /// The folder to set up (created if missing); the current one when omitted.
+        // Not `dir`: that id is the global `-C/--dir`, and clap would fill both.
+        #[arg(value_name = "DIR")]
+        folder: Option<PathBuf>,
+        /// The newsletter's name [default: the folder's name, "deep-signal" -> "Deep Signal"].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// The sender, "Name <address>" or an address [default: a placeholder to replace].
+        #[arg(long, value_name = "MAILBOX")]
+        from: Option<String>,
+        /// The schedule's IANA time zone, like Europe/Berlin [default: this machine's].
+        #[arg(long, value_name = "ZONE")]
+        timezone: Option<String>,
+    },
+
     /// Start the next issue from a commented skeleton.
     #[command(
         long_about = "Start the next issue from a commented skeleton.\n\n\
 Writes issues/<date>.yaml for the next weekly slot that has no issue yet (or for --date), \
-numbered one past the latest issue. Never overwrites a file.",
-        after_help = "Examples:\n  letterpress new\n  letterpress new --date 2026-12-24"
+numbered one past the highest number in issues/, as a draft. With --from, it keeps the \
+sections and headings of an earlier issue (the latest when none is named), each with one \
+empty article to fill in. Never overwrites a file.",
+        after_help = "Examples:\n  letterpress new\n  letterpress new --from            # the latest issue's sections\n  \
+letterpress new --from 2021-08-23 --date 2026-12-24"
     )]
     New {
         /// The issue's date instead of the next free weekly slot (YYYY-MM-DD).
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<NaiveDate>,
+        /// Start from this issue's sections and headings (a file or a name like 2021-08-23);
+        /// the latest issue when given without a value.
+        #[arg(long, value_name = "ISSUE", num_args = 0..=1, default_missing_value = "")]
+        from: Option<String>,
     },
 
     /// Validate the settings, the subscriber list and the issues.
@@ -124,7 +158,7 @@ answer never came, or a send died) are uncertain and are not sent again unless y
 Without LETTERPRESS_SMTP_URL the messages are written to .letterpress/outbox/<issue>/ and \
 recorded as outbox copies: a later send through a relay still delivers them.",
         after_help = "Examples:\n  letterpress send issues/2021-08-23.yaml\n  letterpress send 2021-08-23 --yes\n  \
-letterpress send 2021-08-23 --dry-run\n  \
+letterpress send 2021-08-23 --dry-run --list   # who would get it, one per line; works on drafts\n  \
 LETTERPRESS_SMTP_URL='smtp://relay.internal:587?tls=required' letterpress send 2021-08-23\n\n\
 Environment:\n  LETTERPRESS_SMTP_URL   smtp://host:port (STARTTLS when offered), smtp://host:587?tls=required,\n                         smtps://user:pass@host:465, or ?tls=none for a relay on loopback\n  \
 LETTERPRESS_SECRET     signs unsubscribe links (else generated into .letterpress/secret)\n\n\
@@ -138,8 +172,12 @@ Exit status: 0 everyone has it, 1 some failed, stayed deferred or are uncertain,
         #[arg(long, short = 'y')]
         yes: bool,
         /// Build every message and report counts and sizes; send nothing, change nothing.
+        /// Works on a draft too.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: print each address that would get it (tab, then the name).
+        #[arg(long, requires = "dry_run")]
+        list: bool,
         /// Also send to recipients left uncertain by an interrupted send (they may get it twice).
         #[arg(long)]
         resend_uncertain: bool,

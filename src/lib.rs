@@ -12,6 +12,7 @@ pub mod decode;
 pub mod delivery;
 pub mod diagnostic;
 pub mod edition;
+pub mod images;
 pub mod ledger;
 pub mod lint;
 pub mod logging;

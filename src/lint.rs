@@ -50,6 +50,13 @@ pub fn lint_issue(
             human_size(GMAIL_CLIP_BYTES)
         )));
     }
+    if newsletter.site_url.is_none() && has_local_images(issue) {
+        diagnostics.push(Diagnostic::about_file(
+            Severity::Error,
+            file,
+            "the issue has images from the workspace, which are published under the site: set `site_url` in newsletter.yaml (and run `letterpress serve` there, or copy `render --site`'s images/)",
+        ));
+    }
     let today = newsletter.schedule.local_date(now);
     if issue.status == Readiness::Draft && issue.date < today {
         diagnostics.push(Diagnostic::at_field(Severity::Warning, file, issue.marks.status, "status", format!(
@@ -78,6 +85,10 @@ pub fn lint_list_id(newsletter: &Newsletter, stored: Option<String>) -> Diagnost
     diagnostics
 }
 
+fn has_local_images(issue: &Issue) -> bool {
+    issue.local_images().next().is_some()
+}
+
 /// Problems that only show across issues and the clock: two ready issues for one slot, a
 /// draft about to miss its slot, a ready issue the scheduler will never send.
 pub fn lint_schedule(
@@ -87,8 +98,7 @@ pub fn lint_schedule(
 ) -> Diagnostics {
     let mut diagnostics = Diagnostics::default();
     let slot = &newsletter.schedule;
-    let when =
-        |due: &chrono::DateTime<chrono_tz::Tz>| due.format("%a %Y-%m-%d %H:%M %Z").to_string();
+    let when = |due: &chrono::DateTime<chrono_tz::Tz>| crate::units::short_time(due);
     for (due, group) in plan::conflicts(slot, entries) {
         for entry in &group {
             let others: Vec<&str> = group
@@ -122,16 +132,42 @@ pub fn lint_schedule(
                 "{} is a {} and the newsletter goes out on {}s: the scheduler will never send this issue; change the date or add send_at (`letterpress send` still can)",
                 issue.date,
                 issue.date.format("%A"),
-                weekday_name(slot.day),
+                crate::units::weekday_name(slot.day),
             )));
         }
     }
+    duplicate_numbers(entries, &mut diagnostics);
     diagnostics
 }
 
-/// `Monday` for `Weekday::Mon`: chrono formats weekdays only as part of a date.
-fn weekday_name(day: chrono::Weekday) -> String {
-    chrono::NaiveDate::from_isoywd_opt(2024, 1, day)
-        .map(|date| date.format("%A").to_string())
-        .unwrap_or_default()
+/// Two issues with one `number`: readers see "#7" twice, and the archive lists both.
+fn duplicate_numbers(entries: &[IssueEntry], diagnostics: &mut Diagnostics) {
+    let mut by_number: std::collections::BTreeMap<u32, Vec<(&IssueEntry, &Issue)>> =
+        Default::default();
+    for entry in entries {
+        if let Some(issue) = &entry.issue
+            && let Some(number) = issue.number
+        {
+            by_number.entry(number).or_default().push((entry, issue));
+        }
+    }
+    for (number, group) in by_number.into_iter().filter(|(_, group)| group.len() > 1) {
+        for (entry, issue) in &group {
+            let others: Vec<&str> = group
+                .iter()
+                .filter(|(other, _)| other.id != entry.id)
+                .map(|(other, _)| other.file.as_str())
+                .collect();
+            diagnostics.push(Diagnostic::at_field(
+                Severity::Error,
+                entry.file.clone(),
+                issue.marks.number,
+                "number",
+                format!(
+                    "{number} is also the number of {}; give each issue its own (`letterpress new` numbers the next one)",
+                    others.join(", ")
+                ),
+            ));
+        }
+    }
 }

@@ -21,7 +21,21 @@ fn main() -> ExitCode {
     };
     let context = Context::new(Workspace::new(cli.dir), settings);
     let result = match &cli.command {
-        Command::New { date } => cmd::new::run(&context, *date),
+        Command::Init {
+            folder,
+            name,
+            from,
+            timezone,
+        } => cmd::init::run(
+            &context,
+            folder.as_deref(),
+            &letterpress::scaffold::init::InitOptions {
+                name: name.clone(),
+                from: from.clone(),
+                timezone: timezone.clone(),
+            },
+        ),
+        Command::New { date, from } => cmd::new::run(&context, *date, from.as_deref()),
         Command::Check { issues } => cmd::check::run(&context, issues),
         Command::Render { issue, out, site } => {
             cmd::render::run(&context, issue.as_deref(), out, site.as_deref())
@@ -31,6 +45,7 @@ fn main() -> ExitCode {
             issue,
             yes,
             dry_run,
+            list,
             resend_uncertain,
             retry_failed,
         } => cmd::send::run(
@@ -39,6 +54,7 @@ fn main() -> ExitCode {
                 issue,
                 yes: *yes,
                 dry_run: *dry_run,
+                list: *list,
                 resend_uncertain: *resend_uncertain,
                 retry_failed: *retry_failed,
             },

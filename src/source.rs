@@ -38,12 +38,15 @@ pub enum FileKind {
     /// A theme's `theme.yaml` or `style.css`.
     Theme,
     Subscribers,
+    /// A picture in the workspace (see `images`).
+    Image,
 }
 
 impl FileKind {
     pub fn limit(self) -> u64 {
         match self {
             FileKind::Subscribers => SUBSCRIBER_LIST_LIMIT,
+            FileKind::Image => crate::images::IMAGE_LIMIT,
             FileKind::Settings | FileKind::Issue | FileKind::Theme => TEXT_FILE_LIMIT,
         }
     }
@@ -54,6 +57,7 @@ impl FileKind {
             FileKind::Issue => "an issue",
             FileKind::Theme => "a theme file",
             FileKind::Subscribers => "a subscriber list",
+            FileKind::Image => "an image",
         }
     }
 }
@@ -249,6 +253,16 @@ pub fn load_yaml(path: &Path, kind: FileKind, file: impl Into<String>) -> (Optio
         }
     };
     (root, decoder)
+}
+
+/// Reads a whole file of bytes (an image) of `kind`, within its limit.
+pub fn read_bytes(path: &Path, kind: FileKind) -> Result<Vec<u8>, FileError> {
+    let mut source = open(path, kind)?;
+    let mut bytes = Vec::new();
+    source
+        .read_to_end(&mut bytes)
+        .map_err(FileError::from_read)?;
+    Ok(bytes)
 }
 
 /// Reads a whole text file of `kind` (a stylesheet, say) that must be UTF-8. One leading

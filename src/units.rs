@@ -1,5 +1,5 @@
 //! Numbers as people read them: sizes in binary units named as such, counts with thousands
-//! separators.
+//! separators, times with their offset from UTC.
 
 /// `812 B`, `25.1 KiB`, `3.4 MiB`.
 pub fn human_size(bytes: usize) -> String {
@@ -9,6 +9,36 @@ pub fn human_size(bytes: usize) -> String {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
     } else {
         format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// A moment as a sentence, in the zone it is given in, with its offset from UTC rather than
+/// an abbreviation (`CST` names three zones): `Monday December 7, 2026 at 09:00 +01:00`.
+pub fn slot_time<Zone: chrono::TimeZone>(time: &chrono::DateTime<Zone>) -> String
+where
+    Zone::Offset: std::fmt::Display,
+{
+    time.format("%A %B %-d, %Y at %H:%M %:z").to_string()
+}
+
+/// A moment in a listing: `Mon 2026-12-07 09:00 +01:00`.
+pub fn short_time<Zone: chrono::TimeZone>(time: &chrono::DateTime<Zone>) -> String
+where
+    Zone::Offset: std::fmt::Display,
+{
+    time.format("%a %Y-%m-%d %H:%M %:z").to_string()
+}
+
+/// `Monday`.
+pub fn weekday_name(day: chrono::Weekday) -> &'static str {
+    match day {
+        chrono::Weekday::Mon => "Monday",
+        chrono::Weekday::Tue => "Tuesday",
+        chrono::Weekday::Wed => "Wednesday",
+        chrono::Weekday::Thu => "Thursday",
+        chrono::Weekday::Fri => "Friday",
+        chrono::Weekday::Sat => "Saturday",
+        chrono::Weekday::Sun => "Sunday",
     }
 }
 

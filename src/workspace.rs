@@ -90,6 +90,26 @@ impl Workspace {
 
     pub fn load_newsletter(&self) -> Checked<Newsletter> {
         let path = self.path(NEWSLETTER_FILE);
+        if std::fs::symlink_metadata(&path).is_err() && !self.path(ISSUES_DIR).is_dir() {
+            // Most likely the wrong folder, or a new newsletter: say how to start one.
+            let mut diagnostics = Diagnostics::default();
+            diagnostics.push(Diagnostic::about_file(
+                Severity::Error,
+                NEWSLETTER_FILE,
+                format!(
+                    "file not found: {} is not a newsletter's folder; `letterpress init` sets one up here (or run in the right folder, or pass -C DIR)",
+                    if self.root == Path::new(".") || self.root.as_os_str().is_empty() {
+                        "this".to_string()
+                    } else {
+                        format!("`{}`", self.root.display())
+                    }
+                ),
+            ));
+            return Err(crate::diagnostic::Invalid::new(
+                NEWSLETTER_FILE,
+                diagnostics,
+            ));
+        }
         let (root, mut decoder) = self.parse(&path, FileKind::Settings);
         let value = root.and_then(|root| newsletter::decode(&mut decoder, &root));
         Valid::from_decoded(NEWSLETTER_FILE, value, decoder.into_diagnostics())
@@ -116,7 +136,10 @@ impl Workspace {
         };
         match crate::source::read_string(path, FileKind::Issue) {
             Ok(source) => {
-                let (issue, diagnostics) = decode_issue(&source, id, &file);
+                let (mut issue, mut diagnostics) = decode_issue(&source, id, &file);
+                if let Some(issue) = &mut issue {
+                    self.resolve_images(issue, &file, &mut diagnostics);
+                }
                 Valid::from_decoded(&file, issue.map(|issue| (issue, source)), diagnostics)
             }
             Err(error) => {
@@ -129,6 +152,95 @@ impl Workspace {
 
     pub fn subscribers_path(&self, newsletter: &Newsletter) -> PathBuf {
         self.path(&newsletter.subscribers)
+    }
+
+    /// Reads and measures the issue's local images: each must be a PNG, JPEG, GIF or WebP
+    /// inside the workspace, under 1 MiB; a missing width or height is read from the file.
+    pub fn resolve_images(&self, issue: &mut Issue, file: &str, diagnostics: &mut Diagnostics) {
+        for (section_index, section) in issue.sections.iter_mut().enumerate() {
+            for (article_index, article) in section.articles.iter_mut().enumerate() {
+                let Some(image) = &mut article.image else {
+                    continue;
+                };
+                let crate::model::issue::ImageSrc::Local(local) = &mut image.src else {
+                    continue;
+                };
+                let field = format!("sections[{section_index}].articles[{article_index}].image");
+                let (mark, size_mark) = (local.mark, local.size_mark.unwrap_or(local.mark));
+                let at = |severity, field: &str, message: String| {
+                    let mark = if field.ends_with(".src") {
+                        mark
+                    } else {
+                        size_mark
+                    };
+                    Diagnostic::at_field(severity, file, mark, field, message)
+                };
+                match crate::images::read(&self.root, &local.relative) {
+                    Ok((found, _)) => {
+                        if found.bytes > crate::images::IMAGE_WARN {
+                            diagnostics.push(at(Severity::Warning, &format!("{field}.src"), format!(
+                                "`{}` is {} KiB; readers download it with the email, so keep it under {} KiB",
+                                local.relative,
+                                found.bytes / 1024,
+                                crate::images::IMAGE_WARN / 1024
+                            )));
+                        }
+                        if let (Some(width), Some(height)) = (image.width, image.height)
+                            && changes_aspect(width, height, found.width, found.height)
+                        {
+                            diagnostics.push(at(Severity::Warning, &format!("{field}.width"), format!(
+                                "{width}x{height} stretches the picture, which is {}x{}: give the height that keeps its shape, or leave both out",
+                                found.width, found.height
+                            )));
+                        }
+                        match (image.width, image.height) {
+                            (None, None) => {
+                                image.width = Some(found.width);
+                                image.height = Some(found.height);
+                            }
+                            (Some(width), None) => {
+                                image.height = Some(
+                                    (u64::from(found.height) * u64::from(width)
+                                        / u64::from(found.width).max(1))
+                                        as u32,
+                                );
+                            }
+                            (None, Some(height)) => {
+                                image.width = Some(
+                                    (u64::from(found.width) * u64::from(height)
+                                        / u64::from(found.height).max(1))
+                                        as u32,
+                                );
+                            }
+                            (Some(_), Some(_)) => {}
+                        }
+                        local.file = Some(found);
+                    }
+                    Err(error) => {
+                        diagnostics.push(at(
+                            Severity::Error,
+                            &format!("{field}.src"),
+                            error.to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every local image the issues in `issues/` show, by the name it is published under,
+    /// with where it is: what `serve` answers `/images/<name>` from (a test send of a draft
+    /// points there too). Issues that do not load are passed over; `check` reports them.
+    pub fn published_images(&self) -> std::collections::BTreeMap<String, String> {
+        let mut images = std::collections::BTreeMap::new();
+        for path in self.issue_files().unwrap_or_default() {
+            if let Ok(loaded) = self.load_issue(&path) {
+                for image in loaded.value.local_images() {
+                    images.insert(image.published.clone(), image.relative.clone());
+                }
+            }
+        }
+        images
     }
 
     /// The subscriber list, read as it is decoded: the file is never held whole.
@@ -167,4 +279,11 @@ pub fn decode_issue(source: &str, id: IssueId, file: &str) -> (Option<Issue>, Di
         }
     };
     (issue, decoder.into_diagnostics())
+}
+
+/// Whether a given size differs in shape from the picture's own by more than 1%.
+fn changes_aspect(width: u32, height: u32, real_width: u32, real_height: u32) -> bool {
+    let given = f64::from(width) / f64::from(height.max(1));
+    let real = f64::from(real_width) / f64::from(real_height.max(1));
+    (given - real).abs() / real > 0.01
 }

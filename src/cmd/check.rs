@@ -163,7 +163,10 @@ fn print_report(diagnostics: &Diagnostics, rows: &[Row], issue_count: usize) {
         };
         println!("{:width$}  {status}{details}", row.file);
     }
-    if issue_count == 0 {
+    let has_settings = !diagnostics.iter().any(|d| {
+        d.file == crate::workspace::NEWSLETTER_FILE && d.message.starts_with("file not found")
+    });
+    if issue_count == 0 && has_settings {
         println!("(no issues yet: `letterpress new` starts one)");
     }
     let errors = diagnostics.error_count() as u64;

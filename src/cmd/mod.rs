@@ -2,6 +2,7 @@
 //! holds the printing several commands share.
 
 pub mod check;
+pub mod init;
 pub mod new;
 mod print;
 pub mod render;

@@ -40,7 +40,7 @@ fn write_site(context: &Context, relative_dir: &Path) -> anyhow::Result<()> {
     for line in &left_out {
         eprintln!("warning: {line}");
     }
-    let written = archive.write_site(&workspace.path(relative_dir))?;
+    let written = archive.write_site(workspace, &workspace.path(relative_dir))?;
     let count = archive.issues.len();
     println!(
         "Wrote the archive of {count} sent issue{} to {}",

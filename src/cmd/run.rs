@@ -47,6 +47,12 @@ pub fn run(context: &Context, once: bool, outbox: bool) -> anyhow::Result<ExitCo
         }
         daemon::run(scheduler, once, signals.stop, signals.reload).await
     })?;
+    if once && pass.sent.is_empty() && !pass.stopped {
+        println!(
+            "{}",
+            crate::schedule::nothing_due(&context.workspace, context.clock.now())?
+        );
+    }
     let failed = pass
         .sent
         .iter()

@@ -17,6 +17,8 @@ pub struct SendArgs<'a> {
     pub issue: &'a str,
     pub yes: bool,
     pub dry_run: bool,
+    /// With `dry_run`: print each address that would get the issue.
+    pub list: bool,
     pub resend_uncertain: bool,
     pub retry_failed: bool,
 }
@@ -24,22 +26,52 @@ pub struct SendArgs<'a> {
 pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
     let edition = context.load_edition(args.issue)?;
     let issue_id = edition.issue.id.clone();
-    if edition.issue.status != Readiness::Ready {
-        eprintln!(
-            "error: {} is a draft; set `status: ready` in it when it may go out (`letterpress test` sends a draft to yourself)",
-            edition.issue_file
-        );
-        return Ok(ExitCode::from(2));
-    }
+    let draft = edition.issue.status != Readiness::Ready;
     if args.dry_run {
         let secret = context
             .state
             .secret_or_ephemeral(context.settings.secret.as_ref())?;
         let ledger = context.state.open_existing_ledger()?;
         let date = context.clock.now().to_rfc2822();
-        let measured = dry_run(&edition, ledger.as_ref(), &secret, &date)?;
+        let mut out = std::io::stdout().lock();
+        let mut list_error = None;
+        let measured = dry_run(
+            &edition,
+            ledger.as_ref(),
+            &secret,
+            &date,
+            &mut |subscriber| {
+                if args.list && list_error.is_none() {
+                    let name = subscriber.name.as_ref().map(|name| name.as_str());
+                    let line = match name {
+                        Some(name) => format!("{}\t{}", subscriber.email, printable(name)),
+                        None => subscriber.email.to_string(),
+                    };
+                    if let Err(error) = writeln!(out, "{line}") {
+                        list_error = Some(error);
+                    }
+                }
+            },
+        )?;
+        drop(out);
+        if let Some(error) = list_error {
+            return Err(anyhow::Error::new(error).context("cannot print the list"));
+        }
         print_dry_run(issue_id.as_str(), &measured);
+        if draft {
+            println!(
+                "{} is a draft: `send` refuses it until its status is `ready`.",
+                edition.issue_file
+            );
+        }
         return Ok(ExitCode::SUCCESS);
+    }
+    if draft {
+        eprintln!(
+            "error: {} is a draft; set `status: ready` in it when it may go out (`letterpress test` sends a draft to yourself; `--dry-run` shows who would get it)",
+            edition.issue_file
+        );
+        return Ok(ExitCode::from(2));
     }
 
     let destination = Destination::from_settings(&context.settings)?;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use super::{Context, print};
 use crate::delivery::Report;
 use crate::ledger::{Event, Ledger, Source};
-use crate::model::issue::{IssueId, Readiness};
+use crate::model::issue::IssueId;
 use crate::schedule::{self, plan};
-use crate::units::grouped;
+use crate::units::{grouped, short_time};
 use crate::workspace::issue_name;
 
 pub fn run(
@@ -38,7 +38,12 @@ pub fn run(
         } else {
             println!("{issue}");
             print::report(&report);
-            print_events(&ledger.events(Some(&issue), 10)?);
+            let zone = context
+                .workspace
+                .load_newsletter()
+                .ok()
+                .map(|newsletter| newsletter.value.schedule.timezone);
+            print_events(&ledger.events(Some(&issue), 10)?, zone);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -66,12 +71,12 @@ fn overview(context: &Context) -> anyhow::Result<ExitCode> {
         Ok(ledger) => (ledger, None),
         Err(error) => (None, Some(error)),
     };
-    print_schedule(context, ledger.as_ref())?;
+    let zone = print_schedule(context, ledger.as_ref())?;
     if let Some(problem) = context.state.scheduler_problem() {
         println!(
             "The scheduler's passes are failing ({} in a row, the last at {}): {}; it keeps trying.",
             problem.failures,
-            problem.at.format("%Y-%m-%d %H:%M UTC"),
+            in_zone(problem.at, zone),
             crate::units::printable(&problem.problem)
         );
     }
@@ -80,7 +85,7 @@ fn overview(context: &Context) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     if let Some(ledger) = &ledger {
-        print_events(&ledger.events(None, 10)?);
+        print_events(&ledger.events(None, 10)?, zone);
         print_suppressions(&ledger.suppression_counts()?);
         let reports = reports(context, ledger)?;
         if !reports.is_empty() {
@@ -94,14 +99,22 @@ fn overview(context: &Context) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A moment from the ledger in the newsletter's zone (UTC while the settings do not load).
+fn in_zone(at: chrono::DateTime<chrono::Utc>, zone: Option<chrono_tz::Tz>) -> String {
+    short_time(&at.with_timezone(&zone.unwrap_or(chrono_tz::UTC)))
+}
+
 /// What is due or was missed, then the next slots and the issues set for them, as the
-/// scheduler sees them now.
-fn print_schedule(context: &Context, ledger: Option<&Ledger>) -> anyhow::Result<()> {
+/// scheduler sees them now. Returns the newsletter's zone, for the times printed after.
+fn print_schedule(
+    context: &Context,
+    ledger: Option<&Ledger>,
+) -> anyhow::Result<Option<chrono_tz::Tz>> {
     let Ok(newsletter) = context.workspace.load_newsletter() else {
         println!(
             "newsletter.yaml is invalid: `letterpress check` shows why; no slots until it is fixed."
         );
-        return Ok(());
+        return Ok(None);
     };
     let slot = &newsletter.value.schedule;
     let entries = schedule::issue_entries(&context.workspace)?;
@@ -116,26 +129,22 @@ fn print_schedule(context: &Context, ledger: Option<&Ledger>) -> anyhow::Result<
         })
     };
     for (entry, due, standing) in plan::overdue(now, slot, &entries, started) {
-        let when = due.format("%a %Y-%m-%d %H:%M");
+        let when = short_time(&due);
         let what = match standing {
             plan::Overdue::Due => "ready and due now: the scheduler sends it if it is running",
             plan::Overdue::Missed => {
                 "ready, and its slot passed beyond the grace without a send: `letterpress send` sends it"
             }
         };
-        println!(
-            "Overdue: {when} {} -> {} ({what})",
-            slot.timezone.name(),
-            entry.file
-        );
+        println!("Overdue: {when} -> {} ({what})", entry.file);
     }
-    println!("Next slots:");
+    println!("Next slots ({}):", slot.timezone.name());
     for upcoming in plan::upcoming(now, slot, &entries, 3) {
-        let when = upcoming.due.format("%a %Y-%m-%d %H:%M");
+        let when = short_time(&upcoming.due);
         let what = match upcoming.entries.as_slice() {
             [] => "no issue yet".to_string(),
             [entry] if started(&entry.id) => format!("{} (already sent)", entry.file),
-            [entry] => format!("{} ({})", entry.file, describe_entry(entry)),
+            [entry] => format!("{} ({})", entry.file, entry.standing()),
             several => format!(
                 "{}: ready for one slot together, none will be sent",
                 several
@@ -145,24 +154,16 @@ fn print_schedule(context: &Context, ledger: Option<&Ledger>) -> anyhow::Result<
                     .join(" and ")
             ),
         };
-        println!("  {when} {} -> {what}", slot.timezone.name());
+        println!("  {when} -> {what}");
     }
     for (entry, due) in plan::drafts_due_soon(now, slot, &entries) {
         println!(
             "warning: {} is due {} and still a draft: it will not go out unless marked ready",
             entry.file,
-            due.format("%a %H:%M %Z")
+            short_time(&due)
         );
     }
-    Ok(())
-}
-
-fn describe_entry(entry: &plan::IssueEntry) -> &'static str {
-    match entry.issue.as_ref().map(|issue| issue.status) {
-        Some(Readiness::Ready) => "ready",
-        Some(Readiness::Draft) => "draft: will not be sent",
-        None => "does not pass check: will not be sent until fixed",
-    }
+    Ok(Some(slot.timezone))
 }
 
 /// One line on who gets no mail, by why: `3 addresses suppressed (unsubscribed by link)`.
@@ -190,7 +191,7 @@ fn print_suppressions(counts: &[(Source, u64)]) {
     );
 }
 
-fn print_events(events: &[Event]) {
+fn print_events(events: &[Event], zone: Option<chrono_tz::Tz>) {
     if events.is_empty() {
         return;
     }
@@ -203,9 +204,9 @@ fn print_events(events: &[Event]) {
             .unwrap_or_default();
         println!(
             "  {}  {} (slot {})  {}{detail}",
-            event.at.format("%Y-%m-%d %H:%M UTC"),
+            in_zone(event.at, zone),
             event.issue,
-            event.due.format("%Y-%m-%d %H:%M UTC"),
+            in_zone(event.due, zone),
             event.kind.as_str()
         );
     }

@@ -63,6 +63,17 @@ impl PreparedSend {
         options: SendOptions,
         now: DateTime<Utc>,
     ) -> anyhow::Result<PreparedSend> {
+        if options.via == Via::Relay
+            && let Some(site) = &edition.newsletter.site_url
+            && site.is_this_machine()
+        {
+            // Every reader would get unsubscribe links that lead nowhere.
+            return Err(crate::diagnostic::Invalid::usage(format!(
+                "site_url is {}, which only this machine can reach: readers could not unsubscribe or see the archive; set the public https:// address in newsletter.yaml first",
+                site.as_str()
+            ))
+            .into());
+        }
         let issue = &edition.issue.id;
         let lock = IssueLock::acquire(state, issue)?;
         let mut ledger = state.open_ledger()?;
@@ -189,12 +200,14 @@ pub struct DryRun {
 }
 
 /// Builds the message of everyone a send would reach now, without locking, queueing or
-/// writing anything (`ledger` is `None` when there is none yet).
+/// writing anything (`ledger` is `None` when there is none yet). `each` is shown every
+/// subscriber who would get it, in list order.
 pub fn dry_run(
     edition: &Edition,
     ledger: Option<&Ledger>,
     secret: &Secret,
     date: &str,
+    each: &mut dyn FnMut(&Subscriber),
 ) -> anyhow::Result<DryRun> {
     let mut template = edition.message_template(Kind::Issue)?;
     if let Some(list_key) = ledger.map(Ledger::stored_list_key).transpose()?.flatten() {
@@ -240,6 +253,7 @@ pub fn dry_run(
             date,
             &mut message,
         );
+        each(subscriber);
         result.messages += 1;
         result.bytes += message.len() as u64;
         result.largest = result.largest.max(message.len());

@@ -94,9 +94,26 @@ pub struct Issue {
     pub marks: IssueMarks,
 }
 
+impl Issue {
+    /// The issue's images from the workspace, as read and measured.
+    pub fn local_images(&self) -> impl Iterator<Item = &crate::images::ImageFile> {
+        self.sections
+            .iter()
+            .flat_map(|section| &section.articles)
+            .filter_map(
+                |article| match article.image.as_ref().map(|image| &image.src) {
+                    Some(ImageSrc::Local(local)) => local.file.as_ref(),
+                    _ => None,
+                },
+            )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IssueMarks {
     pub top: Mark,
+    /// Where `number` is written (the top when it is not).
+    pub number: Mark,
     pub date: Mark,
     pub status: Mark,
 }
@@ -119,10 +136,49 @@ pub struct Article {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
-    pub src: WebUrl,
+    pub src: ImageSrc,
     pub alt: OneLine,
     pub width: Option<u32>,
     pub height: Option<u32>,
+}
+
+/// Where an image comes from: the web, or a file in the workspace, which is published under
+/// the site (`{site_url}/images/<name>-<hash>.<ext>`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageSrc {
+    Web(WebUrl),
+    Local(LocalImage),
+}
+
+/// An image file in the workspace, as the issue names it; `file` is filled in by the
+/// workspace once it has read and measured it (decoding knows no files).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalImage {
+    pub relative: String,
+    pub mark: Mark,
+    /// Where `width` (or else `height`) is written, for a warning about them.
+    pub size_mark: Option<Mark>,
+    pub file: Option<crate::images::ImageFile>,
+}
+
+impl ImageSrc {
+    /// The address an email or page loads it from.
+    pub fn url(&self, site: Option<&crate::model::link::SiteUrl>) -> String {
+        match self {
+            ImageSrc::Web(url) => url.as_str().to_string(),
+            ImageSrc::Local(local) => {
+                let published = local
+                    .file
+                    .as_ref()
+                    .map_or(local.relative.as_str(), |file| file.published.as_str());
+                let path = format!("images/{published}");
+                match site {
+                    Some(site) => site.join(&path),
+                    None => path,
+                }
+            }
+        }
+    }
 }
 
 impl Image {
@@ -171,6 +227,7 @@ pub fn decode(decoder: &mut Decoder, root: &Node, id: IssueId) -> Option<Issue> 
     let path = FieldPath::Root;
     let mut fields = decoder.fields(root, &path)?;
     let top = fields.mark();
+    let number_mark = fields.key_mark("number").unwrap_or(top);
     let number = decoder.optional(&mut fields, &path, "number", |text| {
         parse_whole_number(text, 1, 1_000_000)
     });
@@ -239,6 +296,7 @@ pub fn decode(decoder: &mut Decoder, root: &Node, id: IssueId) -> Option<Issue> 
         outro: outro.ok()?,
         send_at: send_at.ok()?,
         marks: IssueMarks {
+            number: number_mark,
             top,
             date: date_node.map_or(top, |node| node.mark),
             status: status_node.map_or(top, |node| node.mark),
@@ -336,11 +394,38 @@ fn decode_article(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Optio
 
 fn decode_image(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<Image> {
     let mut fields = decoder.fields(node, path)?;
-    let src = decoder.required(&mut fields, path, "src", WebUrl::parse);
+    let size_mark = fields
+        .key_mark("width")
+        .or_else(|| fields.key_mark("height"));
+    let mut src = fields.required(decoder, path, "src").and_then(|src_node| {
+        decoder.parse(src_node, &path.key("src"), |text| {
+            if crate::images::is_local(text) {
+                crate::images::check_relative(text)
+                    .map(|_| {
+                        ImageSrc::Local(LocalImage {
+                            relative: text.trim().to_string(),
+                            mark: src_node.mark,
+                            size_mark: None,
+                            file: None,
+                        })
+                    })
+                    .map_err(|error| error.to_string())
+            } else {
+                WebUrl::parse(text)
+                    .map(ImageSrc::Web)
+                    .map_err(|error| error.to_string())
+            }
+        })
+    });
     let alt = decoder.required_text(&mut fields, path, "alt", OneLine::parse);
     let width = decoder.optional(&mut fields, path, "width", parse_image_size);
     let height = decoder.optional(&mut fields, path, "height", parse_image_size);
-    if matches!((&width, &height), (Ok(None), _) | (_, Ok(None))) {
+    if let Some(ImageSrc::Local(local)) = &mut src {
+        local.size_mark = size_mark;
+    }
+    let local = matches!(src, Some(ImageSrc::Local(_)));
+    // A local image's size is read from the file itself.
+    if !local && matches!((&width, &height), (Ok(None), _) | (_, Ok(None))) {
         decoder.warning(
             fields.mark(),
             path,
@@ -383,7 +468,7 @@ mod tests {
         let src = WebUrl::parse("https://a.example/i.png").unwrap();
         let alt = OneLine::parse("a").unwrap();
         let image = |width, height| Image {
-            src: src.clone(),
+            src: ImageSrc::Web(src.clone()),
             alt: alt.clone(),
             width,
             height,
@@ -453,7 +538,7 @@ mod tests {
                 "intro",
                 "sections[0].heading",
                 "sections[0].articles[0].title",
-                "sections[0].articles[0].source",
+                // `Synced  # optional`: a comment set apart by two blanks is meant.
                 "sections[0].articles[0].author",
                 "sections[0].articles[0].excerpt",
                 "sections[0].articles[0].image.alt",

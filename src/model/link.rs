@@ -10,7 +10,9 @@ pub enum LinkError {
     NotAbsolute(String),
     #[error("`{0}` must be an http(s) URL, not `{1}:`")]
     Scheme(String, String),
-    #[error("`{0}` must be an https URL")]
+    #[error(
+        "`{0}` must be an https URL (http:// only for localhost or 127.0.0.1, to try things out)"
+    )]
     NotHttps(String),
     #[error("`{0}` must not carry a user name or password")]
     Credentials(String),
@@ -78,10 +80,18 @@ impl SiteUrl {
         if url.as_str().len() > SITE_URL_MAX {
             return Err(LinkError::TooLong(url.as_str().len()));
         }
-        if !url.is_https() {
+        let site = SiteUrl(url);
+        if !site.0.is_https() && !site.is_this_machine() {
             return Err(LinkError::NotHttps(text.trim().into()));
         }
-        Ok(SiteUrl(url))
+        Ok(site)
+    }
+
+    /// `http://localhost:8080` or `http://127.0.0.1:8080`: allowed, for clicking the
+    /// unsubscribe and sign-up pages through while trying letterpress out, but its links
+    /// work on this machine only.
+    pub fn is_this_machine(&self) -> bool {
+        matches!(self.0.host(), "localhost" | "127.0.0.1" | "[::1]")
     }
 
     /// `path` joined under the site, whatever the trailing slashes.

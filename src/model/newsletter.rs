@@ -146,7 +146,20 @@ pub fn decode(decoder: &mut Decoder, root: &Node) -> Option<Newsletter> {
     let from = decoder.required(&mut fields, &path, "from", Mailbox::parse);
     let reply_to = decoder.optional(&mut fields, &path, "reply_to", Mailbox::parse);
     let postal_address = decoder.required_text(&mut fields, &path, "postal_address", Lines::parse);
+    let site_url_mark = fields.key_mark("site_url");
     let site_url = decoder.optional(&mut fields, &path, "site_url", SiteUrl::parse);
+    if let (Ok(Some(site)), Some(mark)) = (&site_url, site_url_mark)
+        && site.is_this_machine()
+    {
+        decoder.warning(
+            mark,
+            &path.key("site_url"),
+            format!(
+                "{} is this machine: its links (unsubscribe, archive, images) work only here; `send` through a relay refuses it, so set the public https:// address before the real send",
+                site.as_str()
+            ),
+        );
+    }
     let language = decoder.optional(&mut fields, &path, "language", Language::parse);
     let subscribers = decoder.optional(&mut fields, &path, "subscribers", parse_relative_path);
     let theme = decoder.optional(&mut fields, &path, "theme", ThemeName::parse);
@@ -387,7 +400,7 @@ mod tests {
             messages,
             [
                 "newsletter.yaml:2:7: from: `not an address` is not a valid email address",
-                "newsletter.yaml:4:11: site_url: `http://weekly.example.com` must be an https URL",
+                "newsletter.yaml:4:11: site_url: `http://weekly.example.com` must be an https URL (http:// only for localhost or 127.0.0.1, to try things out)",
                 "newsletter.yaml:6:8: schedule.day: `someday` is not a day of the week; write one like `monday`",
                 "newsletter.yaml:7:9: schedule.time: `9am` is not a time; write 24-hour `HH:MM`, like \"09:00\"",
                 "newsletter.yaml:8:13: schedule.timezone: `Mars/Olympus` is not an IANA time zone; write one like `Europe/Berlin` or `UTC`",

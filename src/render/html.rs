@@ -160,7 +160,7 @@ fn article_card(view: &View, article: &Article, medium: Medium) -> Markup {
             tr {
                 td.lp-card-cell {
                     @if let Some(image) = &article.image {
-                        (article_image(image, article.url.as_str(), medium))
+                        (article_image(view, image, article.url.as_str(), medium))
                     }
                     h3.lp-card-title { a href=(article.url) { (article.title) } }
                     @if !byline.is_empty() {
@@ -176,13 +176,14 @@ fn article_card(view: &View, article: &Article, medium: Medium) -> Markup {
     }
 }
 
-fn article_image(image: &Image, link: &str, medium: Medium) -> Markup {
+fn article_image(view: &View, image: &Image, link: &str, medium: Medium) -> Markup {
     let (width, height) = image.display_size();
     let style =
         (medium == Medium::Email).then(|| format!("width:100%;max-width:{width}px;height:auto;"));
+    let src = image.src.url(view.newsletter.site_url.as_ref());
     html! {
         a href=(link) {
-            img.lp-card-image src=(image.src) alt=(image.alt) width=(width) height=[height]
+            img.lp-card-image src=(src) alt=(image.alt) width=(width) height=[height]
                 style=[style];
         }
     }

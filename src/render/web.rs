@@ -362,6 +362,12 @@ pub fn feed_content(view: &View) -> String {
             h2 { (section.heading) }
             @for article in &section.articles {
                 h3 { a href=(article.url) { (article.title) } }
+                @if let Some(image) = &article.image {
+                    p {
+                        img src=(image.src.url(view.newsletter.site_url.as_ref())) alt=(image.alt)
+                            width=(image.display_size().0) height=[image.display_size().1];
+                    }
+                }
                 (prose(&article.excerpt))
             }
         }

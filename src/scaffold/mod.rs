@@ -1,13 +1,17 @@
-//! New files for the editor to fill in: the next issue's skeleton (`letterpress new`), placed
-//! at the next free weekly slot and numbered after the latest issue. Never overwrites.
+//! New files for the editor to fill in: a whole workspace (`letterpress init`, in `init`),
+//! and the next issue's skeleton (`letterpress new`), placed at the next free weekly slot and
+//! numbered after the latest issue. Never overwrites.
+
+pub mod init;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::model::newsletter::Newsletter;
+use crate::source::FileKind;
 use crate::workspace::{ISSUES_DIR, Workspace};
 use crate::yaml::{self, Value};
 
@@ -24,13 +28,19 @@ pub enum NewIssue {
 }
 
 /// Writes the skeleton of the next issue: dated `date`, or the first upcoming slot after
-/// `now` that has no issue yet.
+/// `now` that has no issue yet. With `from`, it has that issue's sections and headings,
+/// each with one empty article to fill in.
 pub fn new_issue(
     workspace: &Workspace,
     newsletter: &Newsletter,
     date: Option<NaiveDate>,
+    from: Option<&Path>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<NewIssue> {
+    let headings = match from {
+        Some(path) => section_headings(workspace, path)?,
+        None => vec![String::new()],
+    };
     let issue_dir = workspace.path(ISSUES_DIR);
     let file_for = |date: NaiveDate| issue_dir.join(format!("{date}.yaml"));
     let date = match date {
@@ -60,9 +70,61 @@ pub fn new_issue(
             return Err(error).with_context(|| format!("cannot create `{}`", path.display()));
         }
     };
-    file.write_all(skeleton(newsletter, date, number).as_bytes())
+    file.write_all(skeleton(newsletter, date, number, &headings).as_bytes())
         .with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(NewIssue::Created { path, number, date })
+}
+
+/// The latest issue in `issues/` (the last by name, which is by date): the default of
+/// `new --from`.
+pub fn latest_issue(workspace: &Workspace) -> anyhow::Result<Option<PathBuf>> {
+    Ok(workspace
+        .issue_files()
+        .with_context(|| format!("cannot read `{ISSUES_DIR}/`"))?
+        .pop())
+}
+
+/// The section headings of an issue file, read leniently: a half-written issue still gives
+/// its outline.
+fn section_headings(workspace: &Workspace, path: &Path) -> anyhow::Result<Vec<String>> {
+    let shown = workspace.display(path);
+    let (root, decoder) = crate::source::load_yaml(path, FileKind::Issue, shown.clone());
+    let Some(root) = root else {
+        anyhow::bail!(crate::diagnostic::Invalid::new(
+            &shown,
+            decoder.into_diagnostics()
+        ));
+    };
+    let sections = field(&root, "sections").and_then(|sections| match &sections.value {
+        Value::Seq(items) => Some(items),
+        _ => None,
+    });
+    let headings: Vec<String> = sections
+        .into_iter()
+        .flatten()
+        .map(
+            |section| match field(section, "heading").map(|heading| &heading.value) {
+                Some(Value::Scalar(text)) => text.trim().to_string(),
+                _ => String::new(),
+            },
+        )
+        .collect();
+    anyhow::ensure!(
+        !headings.is_empty(),
+        "{shown} has no sections to start from; `letterpress new` without --from writes a skeleton"
+    );
+    Ok(headings)
+}
+
+/// The value of `key` in a mapping node.
+fn field<'n>(node: &'n yaml::Node, key: &str) -> Option<&'n yaml::Node> {
+    match &node.value {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(name, _)| matches!(&name.value, Value::Scalar(text) if text == key))
+            .map(|(_, value)| value),
+        _ => None,
+    }
 }
 
 /// One past the highest `number` among the issues (1 for the first), read leniently: an
@@ -70,28 +132,24 @@ pub fn new_issue(
 pub fn next_number(workspace: &Workspace) -> anyhow::Result<u32> {
     let mut highest = 0;
     for path in workspace.issue_files()? {
-        let Ok(source) = std::fs::read_to_string(&path) else {
+        let (Some(root), _) = crate::source::load_yaml(&path, FileKind::Issue, "") else {
             continue;
         };
-        let Ok(root) = yaml::parse(&source) else {
-            continue;
-        };
-        if let Value::Map(entries) = root.value {
-            for (key, value) in entries {
-                if let (Value::Scalar(key), Value::Scalar(value)) = (key.value, value.value)
-                    && key == "number"
-                {
-                    highest = highest.max(value.trim().parse::<u32>().unwrap_or(0));
-                }
-            }
+        if let Some(Value::Scalar(number)) = field(&root, "number").map(|node| &node.value) {
+            highest = highest.max(number.trim().parse::<u32>().unwrap_or(0));
         }
     }
     Ok(highest + 1)
 }
 
-fn skeleton(newsletter: &Newsletter, date: NaiveDate, number: u32) -> String {
+/// A YAML double-quoted string: safe for any one line of text.
+pub(crate) fn yaml_quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn skeleton(newsletter: &Newsletter, date: NaiveDate, number: u32, headings: &[String]) -> String {
     let slot = newsletter.schedule.instant_on(date);
-    format!(
+    let mut text = format!(
         "# {name}, issue {number}: goes out {when} once `status` is `ready`.
 # Empty fields are what is left to write; `letterpress check` lists them.
 # Prose fields (intro, excerpt, outro) are Markdown; HTML in them is shown as text.
@@ -102,7 +160,18 @@ subject:             # one line, under 78 characters
 preheader:           # the preview line inboxes show after the subject
 intro:               # optional: a few words to open the issue; `|` for several lines
 sections:
-  - heading:
+",
+        name = newsletter.name,
+        when = crate::units::slot_time(&slot),
+    );
+    for heading in headings {
+        let heading = if heading.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", yaml_quoted(heading))
+        };
+        text.push_str(&format!(
+            "  - heading:{heading}
     articles:
       - title:
         url:         # https://...
@@ -110,13 +179,11 @@ sections:
         author:      # optional
         excerpt:     # two to four sentences, in your own words
         # image:
-        #   src: https://...
+        #   src: images/picture.png   # a file in this folder, or https://...
         #   alt: what the picture shows
-        #   width: 560
-        #   height: 280
-outro:               # optional: a sign-off
-",
-        name = newsletter.name,
-        when = slot.format("%A %B %-d, %Y at %H:%M %Z"),
-    )
+"
+        ));
+    }
+    text.push_str("outro:               # optional: a sign-off\n");
+    text
 }

@@ -25,3 +25,29 @@ pub fn issue_entries(workspace: &Workspace) -> std::io::Result<Vec<IssueEntry>> 
         })
         .collect())
 }
+
+/// One line for a pass that found nothing to send: when the next slot is, and what is set
+/// for it.
+pub fn nothing_due(
+    workspace: &Workspace,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<String> {
+    let newsletter = workspace.load_newsletter()?.value;
+    let entries = issue_entries(workspace)?;
+    let next = plan::upcoming(now, &newsletter.schedule, &entries, 1);
+    let Some(upcoming) = next.first() else {
+        return Ok("Nothing is due.".to_string());
+    };
+    let what = match upcoming.entries.as_slice() {
+        [] => "no issue yet".to_string(),
+        [entry] => format!("{} ({})", entry.file, entry.standing()),
+        several => format!(
+            "{} issues, none will be sent: `letterpress check` says why",
+            several.len()
+        ),
+    };
+    Ok(format!(
+        "Nothing is due; the next slot is {} -> {what}",
+        crate::units::short_time(&upcoming.due)
+    ))
+}

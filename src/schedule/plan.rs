@@ -27,6 +27,17 @@ pub struct IssueEntry {
     pub issue: Option<Issue>,
 }
 
+impl IssueEntry {
+    /// What the scheduler will do with it, in a few words.
+    pub fn standing(&self) -> &'static str {
+        match self.issue.as_ref().map(|issue| issue.status) {
+            Some(crate::model::issue::Readiness::Ready) => "ready",
+            Some(crate::model::issue::Readiness::Draft) => "draft: will not be sent",
+            None => "does not pass check: will not be sent until fixed",
+        }
+    }
+}
+
 /// When an issue goes out: its `send_at`, or the weekly slot on its `date`. An issue dated on
 /// another weekday without `send_at` has no slot. A file that does not load falls back to
 /// the date in its name, so that its failure at send time is reported rather than silent.

@@ -58,6 +58,7 @@ struct Shared {
     state: crate::state::StateDir,
     site: Mutex<SiteCache>,
     archive: Mutex<Option<CachedArchive>>,
+    images: Mutex<Option<site::CachedImages>>,
     limiter: Mutex<RateLimiter>,
 }
 

@@ -106,6 +106,8 @@ impl Intent {
 
 const NO_STORE: &str = "no-store";
 const SHORT_CACHE: &str = "public, max-age=300";
+/// For content whose URL changes with its bytes (images named by their hash).
+const IMMUTABLE_CACHE: &str = "public, max-age=31536000, immutable";
 
 fn html(status: StatusCode, body: String, cache: &'static str) -> Response {
     (
@@ -291,6 +293,23 @@ fn issue_not_found(archive: &Archive) -> Response {
     )
 }
 
+/// A local image an issue shows, under the name that carries its hash: the bytes behind a
+/// name never change, so caches may keep them for a year.
+async fn image(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    blocking(shared, move |shared| match shared.image(&name) {
+        Some((format, bytes)) => (
+            [
+                (header::CONTENT_TYPE, format.content_type()),
+                (header::CACHE_CONTROL, IMMUTABLE_CACHE),
+            ],
+            bytes,
+        )
+            .into_response(),
+        None => plain_not_found(),
+    })
+    .await
+}
+
 /// Anything else. Under `/unsubscribe/` it is a broken link, answered like every other bad
 /// token, so the shape of a path reveals nothing either.
 async fn not_found(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
@@ -349,6 +368,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(archive_index))
         .route("/style.css", get(stylesheet))
         .route("/feed.xml", get(feed))
+        .route("/images/{name}", get(image))
         .route("/issues/{id}", get(issue_without_slash))
         .route("/issues/{id}/", get(issue_page))
         .route(

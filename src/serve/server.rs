@@ -66,6 +66,7 @@ impl Server {
                 failed: None,
             }),
             archive: Mutex::new(None),
+            images: Mutex::new(None),
             limiter: Mutex::new(RateLimiter::new(config.rate)),
         });
         Ok(Server {

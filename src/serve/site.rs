@@ -2,6 +2,7 @@
 //! last change: re-read when a file's stamp changes, and kept as they were when the new
 //! version does not load.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -36,6 +37,12 @@ pub(super) struct CachedArchive {
     /// The files, and which issues went out when (a snapshot never changes once kept).
     key: (Stamp, Vec<(IssueId, DateTime<Utc>)>),
     archive: Arc<Archive>,
+}
+
+/// The workspace's images by published name, as of the issue files' and images' stamps.
+pub(super) struct CachedImages {
+    stamp: Stamp,
+    by_name: BTreeMap<String, String>,
 }
 
 /// When files last changed: their modification times and sizes. Comparing stamps costs a
@@ -160,17 +167,34 @@ impl Shared {
     pub(super) fn archive(&self) -> anyhow::Result<Arc<Archive>> {
         let site = self.site();
         let sent = self.with_ledger(|ledger| ledger.sent_issues())?;
-        let issue_files = sent
+        let files: Vec<PathBuf> = site
+            .stamp
+            .paths()
+            .chain(
+                sent.iter()
+                    .map(|sent_issue| self.workspace.issue_path(sent_issue.issue.as_str())),
+            )
+            .collect();
+        let sends: Vec<(IssueId, DateTime<Utc>)> = sent
             .iter()
-            .map(|sent_issue| self.workspace.issue_path(sent_issue.issue.as_str()));
-        let key = (
-            Stamp::of(site.stamp.paths().chain(issue_files)),
-            sent.iter()
-                .map(|sent_issue| (sent_issue.issue.clone(), sent_issue.first_sent))
-                .collect(),
-        );
+            .map(|sent_issue| (sent_issue.issue.clone(), sent_issue.first_sent))
+            .collect();
+        // The images are part of the key: a changed picture gets a new name in the pages.
+        let key_of = |archive: &Archive| {
+            let images = archive
+                .images()
+                .into_values()
+                .map(|relative| self.workspace.path(relative));
+            (
+                Stamp::of(files.iter().cloned().chain(images)),
+                sends.clone(),
+            )
+        };
         let mut cache = lock(&self.archive);
-        if let Some(cached) = cache.as_ref().filter(|cached| cached.key == key) {
+        if let Some(cached) = cache
+            .as_ref()
+            .filter(|cached| cached.key == key_of(&cached.archive))
+        {
             return Ok(cached.archive.clone());
         }
         let (archive, left_out) = Archive::collect(
@@ -182,11 +206,52 @@ impl Shared {
         for line in left_out {
             tracing::warn!("{line}");
         }
+        let key = key_of(&archive);
         let archive = Arc::new(archive);
         *cache = Some(CachedArchive {
             key,
             archive: archive.clone(),
         });
         Ok(archive)
+    }
+
+    /// The image published as `name` (`<stem>-<hash>.<ext>`) with its kind, read from the
+    /// workspace now, if a sent issue or one in `issues/` shows it and its bytes still have
+    /// that hash. Nothing else in the workspace is ever served.
+    pub(super) fn image(&self, name: &str) -> Option<(crate::images::Format, Vec<u8>)> {
+        if !crate::images::is_published_name(name) {
+            return None;
+        }
+        let relative = self.image_source(name)?;
+        let (file, bytes) = crate::images::read(self.workspace.root(), &relative).ok()?;
+        (file.published == name).then_some((file.format, bytes))
+    }
+
+    fn image_source(&self, name: &str) -> Option<String> {
+        if let Ok(archive) = self.archive()
+            && let Some(relative) = archive.images().get(name)
+        {
+            return Some(relative.clone());
+        }
+        let mut cache = lock(&self.images);
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|cached| Stamp::of(cached.stamp.paths()) == cached.stamp);
+        if !fresh {
+            // The folder's own stamp changes when an issue file is added or removed.
+            let issues_dir = self.workspace.path(crate::workspace::ISSUES_DIR);
+            let issue_files = self.workspace.issue_files().unwrap_or_default();
+            let by_name = self.workspace.published_images();
+            let image_files = by_name
+                .values()
+                .map(|relative| self.workspace.path(relative));
+            let stamp = Stamp::of(
+                std::iter::once(issues_dir)
+                    .chain(issue_files)
+                    .chain(image_files),
+            );
+            *cache = Some(CachedImages { stamp, by_name });
+        }
+        cache.as_ref()?.by_name.get(name).cloned()
     }
 }

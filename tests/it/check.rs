@@ -223,13 +223,21 @@ fn a_missing_file_and_a_usage_error_have_their_own_exit_codes() {
 }
 
 #[test]
-fn an_empty_folder_says_what_is_missing() {
+fn an_empty_folder_says_to_run_init() {
     let workspace = TestWorkspace::empty();
     let run = workspace.run(&["check"]);
     assert_eq!(run.status, 1);
     assert_eq!(
         run.stdout,
-        "newsletter.yaml: file not found\n\nnewsletter.yaml  1 error\n(no issues yet: `letterpress new` starts one)\ncheck failed: 1 error\n"
+        "newsletter.yaml: file not found: this is not a newsletter's folder; `letterpress init` sets one up here (or run in the right folder, or pass -C DIR)\n\nnewsletter.yaml  1 error\ncheck failed: 1 error\n"
+    );
+    // With issues there, it is a workspace that lost its settings: no advice to start anew.
+    workspace.write("issues/2021-08-30.yaml", crate::support::SMALL_ISSUE);
+    let run = workspace.run(&["check"]);
+    assert!(
+        run.stdout.starts_with("newsletter.yaml: file not found\n"),
+        "{}",
+        run.stdout
     );
 }
 
@@ -237,12 +245,16 @@ fn an_empty_folder_says_what_is_missing() {
 fn two_ready_issues_for_one_slot_are_an_error_and_a_draft_due_soon_a_warning() {
     let workspace = TestWorkspace::example();
     let twin = workspace.read("issues/2021-08-23.yaml");
-    workspace.write("issues/2021-08-23-extra.yaml", &twin);
+    workspace.write(
+        "issues/2021-08-23-extra.yaml",
+        &twin.replacen("number: 1\n", "number: 11\n", 1),
+    );
     // The clock says Monday 2021-08-16 08:00 in Toronto: this draft's slot is in an hour.
     workspace.write(
         "issues/2021-08-16.yaml",
         &SMALL_ISSUE
             .replace("2021-08-30", "2021-08-16")
+            .replace("number: 7", "number: 8")
             .replace("status: ready", "status: draft"),
     );
     workspace.write(
@@ -259,9 +271,9 @@ fn two_ready_issues_for_one_slot_are_an_error_and_a_draft_due_soon_a_warning() {
     assert_eq!(
         problems,
         [
-            "issues/2021-08-16.yaml:3:9: warning: status: due Mon 2021-08-16 09:00 EDT (in 1.0 hours) but still a draft: it will not go out unless marked `ready`",
-            "issues/2021-08-23-extra.yaml:3:9: status: ready for the same slot as issues/2021-08-23.yaml (Mon 2021-08-23 09:00 EDT); one issue per slot: mark the other a draft or give one a send_at",
-            "issues/2021-08-23.yaml:3:9: status: ready for the same slot as issues/2021-08-23-extra.yaml (Mon 2021-08-23 09:00 EDT); one issue per slot: mark the other a draft or give one a send_at",
+            "issues/2021-08-16.yaml:3:9: warning: status: due Mon 2021-08-16 09:00 -04:00 (in 1.0 hours) but still a draft: it will not go out unless marked `ready`",
+            "issues/2021-08-23-extra.yaml:3:9: status: ready for the same slot as issues/2021-08-23.yaml (Mon 2021-08-23 09:00 -04:00); one issue per slot: mark the other a draft or give one a send_at",
+            "issues/2021-08-23.yaml:3:9: status: ready for the same slot as issues/2021-08-23-extra.yaml (Mon 2021-08-23 09:00 -04:00); one issue per slot: mark the other a draft or give one a send_at",
             "issues/2021-08-31.yaml:2:7: warning: date: 2021-08-31 is a Tuesday and the newsletter goes out on Mondays: the scheduler will never send this issue; change the date or add send_at (`letterpress send` still can)",
         ]
     );
@@ -335,4 +347,96 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_ne!(output.status.code(), Some(101));
+}
+
+#[test]
+fn two_issues_with_one_number_are_an_error_in_each() {
+    let workspace = TestWorkspace::example();
+    let first = workspace.read("issues/2021-08-23.yaml");
+    assert!(first.lines().any(|line| line == "number: 1"));
+    workspace.write(
+        "issues/2021-08-30.yaml",
+        &crate::support::SMALL_ISSUE.replace("number: 7", "number: 1"),
+    );
+    let run = workspace.run(&["check"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    let line = |file: &str, other: &str| {
+        let line = workspace
+            .read(file)
+            .lines()
+            .position(|line| line.starts_with("number:"))
+            .unwrap()
+            + 1;
+        format!(
+            "{file}:{line}:1: number: 1 is also the number of {other}; give each issue its own (`letterpress new` numbers the next one)"
+        )
+    };
+    assert!(
+        run.stdout
+            .contains(&line("issues/2021-08-23.yaml", "issues/2021-08-30.yaml")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&line("issues/2021-08-30.yaml", "issues/2021-08-23.yaml")),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_localhost_site_is_allowed_with_a_warning_and_refused_for_a_real_send() {
+    let workspace = TestWorkspace::example();
+    workspace.replace(
+        "newsletter.yaml",
+        "site_url: \"https://weekly.example.com\"",
+        "site_url: \"http://localhost:8080\"",
+    );
+    let run = workspace.run(&["check"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "newsletter.yaml:13:1: warning: site_url: http://localhost:8080/ is this machine: its links (unsubscribe, archive, images) work only here"
+        ),
+        "{}",
+        run.stdout
+    );
+    workspace.replace(
+        "newsletter.yaml",
+        "http://localhost:8080",
+        "http://weekly.example.com",
+    );
+    let run = workspace.run(&["check"]);
+    assert_eq!(run.status, 1, "{run:?}");
+
+    // Through a relay, the send is refused before anything is queued.
+    workspace.replace(
+        "newsletter.yaml",
+        "http://weekly.example.com",
+        "http://127.0.0.1:8080",
+    );
+    let server =
+        letterpress_testkit::SmtpServer::start_in_background(letterpress_testkit::Behaviour::new());
+    let run = crate::support::Run::from(
+        workspace
+            .command()
+            .env("LETTERPRESS_SMTP_URL", server.url())
+            .env("LETTERPRESS_SECRET", crate::support::SECRET)
+            .args(["send", "2021-08-23", "--yes"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.status, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "error: site_url is http://127.0.0.1:8080/, which only this machine can reach"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(server.messages().is_empty());
+    // To the outbox, for clicking through locally, it goes.
+    let run = workspace.run(&["send", "2021-08-23", "--yes"]);
+    assert_eq!(run.status, 0, "{run:?}");
 }

@@ -414,7 +414,7 @@ fn status_shows_a_due_issue_at_its_very_slot_and_a_sent_one_as_sent_after_the_cl
     let status = at(SLOT, &["status"]);
     assert!(
         status.stdout.contains(&format!(
-            "Overdue: Mon 2026-11-30 09:00 America/Toronto -> issues/{ISSUE}.yaml (ready and due now"
+            "Overdue: Mon 2026-11-30 09:00 -05:00 -> issues/{ISSUE}.yaml (ready and due now"
         )),
         "{}",
         status.stdout
@@ -423,7 +423,7 @@ fn status_shows_a_due_issue_at_its_very_slot_and_a_sent_one_as_sent_after_the_cl
     let back = at("2026-11-30T13:00:00Z", &["status"]);
     assert!(
         back.stdout.contains(&format!(
-            "Mon 2026-11-30 09:00 America/Toronto -> issues/{ISSUE}.yaml (already sent)"
+            "Mon 2026-11-30 09:00 -05:00 -> issues/{ISSUE}.yaml (already sent)"
         )),
         "{}",
         back.stdout

@@ -10,7 +10,7 @@ fn new_starts_the_next_free_slot_numbered_after_the_latest_issue() {
     assert_eq!(run.status, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "Started issues/2021-08-16.yaml (issue 2, goes out Monday August 16, 2021 at 09:00 EDT once its status is `ready`)\n\
+        "Started issues/2021-08-16.yaml (issue 2, goes out Monday August 16, 2021 at 09:00 -04:00 once its status is `ready`)\n\
          Fill it in, then run `letterpress check` to see what is still missing.\n"
     );
     let skeleton = workspace.read("issues/2021-08-16.yaml");
@@ -84,4 +84,60 @@ fn the_skeleton_lists_what_is_left_to_write_and_passes_check_once_filled() {
     let run = workspace.run(&["check", "2021-09-06"]);
     assert_eq!(run.status, 0, "{}", run.stdout);
     assert!(run.stdout.ends_with("check passed\n"), "{}", run.stdout);
+}
+
+#[test]
+fn new_from_keeps_the_latest_issues_sections_with_empty_articles() {
+    let workspace = TestWorkspace::example();
+    let run = workspace.run(&["new", "--from"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(
+        run.stdout.starts_with(
+            "Started issues/2021-08-16.yaml (issue 2, with the sections of issues/2021-08-23.yaml, goes out Monday August 16, 2021 at 09:00 -04:00"
+        ),
+        "{}",
+        run.stdout
+    );
+    let skeleton = workspace.read("issues/2021-08-16.yaml");
+    let headings: Vec<&str> = skeleton
+        .lines()
+        .filter_map(|line| line.strip_prefix("  - heading: "))
+        .collect();
+    let example = workspace.read("issues/2021-08-23.yaml");
+    let expected: Vec<String> = example
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("- heading: "))
+        .map(|heading| format!("\"{}\"", heading.trim_matches('"')))
+        .collect();
+    assert!(expected.len() > 1, "the example has several sections");
+    assert_eq!(headings, expected);
+    // One empty article per section, nothing of the old issue's text.
+    assert_eq!(skeleton.matches("      - title:\n").count(), expected.len());
+    assert!(!skeleton.contains("Foundation"), "{skeleton}");
+    assert!(skeleton.contains("\nnumber: 2\ndate: 2021-08-16\nstatus: draft\n"));
+
+    // Named explicitly, from a half-written issue: its outline still comes through.
+    workspace.write(
+        "issues/2021-09-06.yaml",
+        "number: 9\nsections:\n  - heading: \"Quoted \\\"heading\\\"\"\n  - heading:\n",
+    );
+    let run = workspace.run(&["new", "--from", "2021-09-06", "--date", "2021-09-13"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    let skeleton = workspace.read("issues/2021-09-13.yaml");
+    assert!(
+        skeleton.contains("\nnumber: 10\n"),
+        "numbered past the highest: {skeleton}"
+    );
+    assert!(
+        skeleton.contains("  - heading: \"Quoted \\\"heading\\\"\"\n"),
+        "{skeleton}"
+    );
+    assert!(skeleton.contains("  - heading:\n"), "{skeleton}");
+
+    let run = workspace.run(&["new", "--from", "2031-01-01"]);
+    assert_eq!(run.status, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: --from: issues/2031-01-01.yaml is not an issue file\n"
+    );
 }

@@ -287,16 +287,59 @@ fn the_real_binary_sends_a_slot_a_few_seconds_away_and_a_second_scheduler_is_ref
         "sent before its time"
     );
 
+    // The last message arriving is not the run's end: it still records and logs the send.
+    // Stopping it before then is another test's business, so wait for the log line.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let mut stderr = std::io::BufReader::new(daemon.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap_or(0) > 0 {
+                log.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        })
+    };
+    let waiting_since = std::time::Instant::now();
+    while !log.lock().unwrap().contains("send finished")
+        && waiting_since.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::process::Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])
         .status()
         .unwrap();
     let status = daemon.wait().unwrap();
-    let mut log = String::new();
-    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut log).unwrap();
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
     assert!(status.success(), "{log}");
     assert!(log.contains("scheduler started"), "{log}");
     assert!(log.contains(&format!("sending issue={date}-soon")), "{log}");
     assert!(log.contains("send finished"), "{log}");
     assert_eq!(server.message_count(), 5);
+}
+
+#[test]
+fn run_once_with_nothing_due_says_when_the_next_slot_is_in_one_line() {
+    let workspace = workspace(2, crate::support::EXAMPLE_DELIVERY);
+    workspace.write("issues/2021-08-23.yaml", &issue("2021-08-23", "ready", ""));
+    // Monday 2021-08-16 12:00 UTC is 08:00 in Toronto: that day's 09:00 slot has no issue.
+    let run = workspace.run(&["run", "--once", "--outbox"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "Nothing is due; the next slot is Mon 2021-08-16 09:00 -04:00 -> no issue yet\n"
+    );
+    let run = workspace
+        .command()
+        .env("LETTERPRESS_NOW", "2021-08-17T12:00:00Z")
+        .args(["run", "--once", "--outbox"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(run.stdout).unwrap(),
+        "Nothing is due; the next slot is Mon 2021-08-23 09:00 -04:00 -> issues/2021-08-23.yaml (ready)\n"
+    );
 }

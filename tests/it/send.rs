@@ -389,8 +389,34 @@ fn a_draft_is_never_sent_but_can_be_tested() {
     assert_eq!(run.status, 2);
     assert_eq!(
         run.stderr,
-        "error: issues/2021-08-23.yaml is a draft; set `status: ready` in it when it may go out (`letterpress test` sends a draft to yourself)\n"
+        "error: issues/2021-08-23.yaml is a draft; set `status: ready` in it when it may go out (`letterpress test` sends a draft to yourself; `--dry-run` shows who would get it)\n"
     );
+
+    // A dry run of the draft says who would get it, and sends nothing.
+    let run = workspace.run(&["send", ISSUE, "--dry-run", "--list"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            "ada@example.com\tAda Okafor",
+            "li@example.org\t李伟",
+            "reader@example.com"
+        ]
+    );
+    assert!(
+        lines[3].starts_with("Dry run of 2021-08-23: 3 messages built in "),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        lines[4..],
+        [
+            "Nothing was sent and the ledger was not touched.",
+            "issues/2021-08-23.yaml is a draft: `send` refuses it until its status is `ready`."
+        ]
+    );
+    assert!(server.messages().is_empty());
 
     let run = crate::support::Run::from(
         workspace
@@ -544,10 +570,10 @@ fn status_without_an_issue_shows_the_next_slots_and_what_went_out() {
     assert_eq!(run.status, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "Next slots:\n  \
-         Mon 2021-08-16 09:00 America/Toronto -> no issue yet\n  \
-         Mon 2021-08-23 09:00 America/Toronto -> issues/2021-08-23.yaml (ready)\n  \
-         Mon 2021-08-30 09:00 America/Toronto -> issues/2021-08-30.yaml (draft: will not be sent)\n\
+        "Next slots (America/Toronto):\n  \
+         Mon 2021-08-16 09:00 -04:00 -> no issue yet\n  \
+         Mon 2021-08-23 09:00 -04:00 -> issues/2021-08-23.yaml (ready)\n  \
+         Mon 2021-08-30 09:00 -04:00 -> issues/2021-08-30.yaml (draft: will not be sent)\n\
          Issues in the ledger:\n  \
          2021-08-23  sent 0, failed 0, deferred 0, uncertain 0; 3 in the outbox (delivered to no one)\n"
     );
@@ -577,10 +603,10 @@ fn status_counts_the_suppressed_addresses_by_why() {
     assert_eq!(run.status, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "Next slots:\n  \
-         Mon 2021-08-16 09:00 America/Toronto -> no issue yet\n  \
-         Mon 2021-08-23 09:00 America/Toronto -> issues/2021-08-23.yaml (ready)\n  \
-         Mon 2021-08-30 09:00 America/Toronto -> no issue yet\n\
+        "Next slots (America/Toronto):\n  \
+         Mon 2021-08-16 09:00 -04:00 -> no issue yet\n  \
+         Mon 2021-08-23 09:00 -04:00 -> issues/2021-08-23.yaml (ready)\n  \
+         Mon 2021-08-30 09:00 -04:00 -> no issue yet\n\
          3 addresses suppressed (2 unsubscribed by link, 1 editor)\n"
     );
 }

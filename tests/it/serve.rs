@@ -120,10 +120,10 @@ fn one_click_unsubscribe_from_the_header_stops_the_next_issue() {
     let status = workspace.run(&["status"]);
     assert_eq!(
         status.stdout,
-        "Next slots:\n  \
-         Mon 2021-08-16 09:00 America/Toronto -> no issue yet\n  \
-         Mon 2021-08-23 09:00 America/Toronto -> issues/2021-08-23.yaml (already sent)\n  \
-         Mon 2021-08-30 09:00 America/Toronto -> issues/2021-08-30.yaml (already sent)\n\
+        "Next slots (America/Toronto):\n  \
+         Mon 2021-08-16 09:00 -04:00 -> no issue yet\n  \
+         Mon 2021-08-23 09:00 -04:00 -> issues/2021-08-23.yaml (already sent)\n  \
+         Mon 2021-08-30 09:00 -04:00 -> issues/2021-08-30.yaml (already sent)\n\
          1 address suppressed (unsubscribed by link)\n\
          Issues in the ledger:\n  \
          2021-08-23  sent 3, failed 0, deferred 0, uncertain 0\n  \
