@@ -319,25 +319,34 @@ impl<'n> Fields<'n> {
 
 /// The known name an unknown one was most likely meant to be: a typo of at most two edits,
 /// or the same name in other case, or with `-` or a space for `_`.
+///
+/// Cheap enough to run for every bad value in a list of a million (a hostile list, say):
+/// candidates of the wrong length are skipped before anything else, nothing is allocated per
+/// candidate, and a comparison stops as soon as it cannot come within the limit.
 pub fn did_you_mean<'k>(
     unknown: &str,
     known: impl IntoIterator<Item = &'k str>,
 ) -> Option<&'k str> {
-    // Past this length nothing is a typo of a name we know, and a hostile file full of long
-    // unknown values must not cost a comparison with every candidate each.
+    // Past this length nothing is a typo of a name we know.
     const LONGEST: usize = 64;
     if unknown.len() > LONGEST {
         return None;
     }
-    let unknown = normalise(unknown);
+    let mut unknown_chars = Vec::new();
+    normalise(unknown, &mut unknown_chars);
+    let mut candidate_chars = Vec::new();
+    let mut rows = (Vec::new(), Vec::new());
     let mut best: Option<(usize, &'k str)> = None;
     for candidate in known {
+        // Only a closer candidate than the best so far is worth finding.
         let limit = best.map_or(MAX_EDITS, |(distance, _)| distance.saturating_sub(1));
-        // Most candidates differ too much in length; an ASCII name keeps its length normalised.
-        if candidate.is_ascii() && candidate.len().abs_diff(unknown.len()) > limit {
+        // An ASCII name keeps its length when normalised: most are ruled out right here.
+        if candidate.is_ascii() && candidate.len().abs_diff(unknown_chars.len()) > limit {
             continue;
         }
-        if let Some(distance) = edit_distance_within(&unknown, &normalise(candidate), limit)
+        normalise(candidate, &mut candidate_chars);
+        if let Some(distance) =
+            edit_distance_within(&unknown_chars, &candidate_chars, limit, &mut rows)
             && best.is_none_or(|(best, _)| distance < best)
         {
             best = Some((distance, candidate));
@@ -348,31 +357,62 @@ pub fn did_you_mean<'k>(
 
 const MAX_EDITS: usize = 2;
 
-fn normalise(name: &str) -> Vec<char> {
-    name.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if c == '-' || c == ' ' { '_' } else { c })
-        .collect()
+/// `name` lowercased, with `-` and spaces as `_`, into `chars`.
+fn normalise(name: &str, chars: &mut Vec<char>) {
+    let fold = |c: char| if c == '-' || c == ' ' { '_' } else { c };
+    chars.clear();
+    if name.is_ascii() {
+        chars.extend(
+            name.bytes()
+                .map(|byte| fold(char::from(byte.to_ascii_lowercase()))),
+        );
+    } else {
+        chars.extend(name.chars().flat_map(char::to_lowercase).map(fold));
+    }
 }
 
-/// The edit distance between `a` and `b` if it is at most `limit`. Gives up as soon as every
-/// way through is over the limit, so most candidates cost a few steps.
-fn edit_distance_within(a: &[char], b: &[char], limit: usize) -> Option<usize> {
+/// The edit distance between `a` and `b` if it is at most `limit`, computed a row at a time
+/// in `rows`. Only the cells within `limit` of the diagonal can stay within the limit, so only
+/// those are computed, and a comparison gives up at the first row where none does.
+fn edit_distance_within(
+    a: &[char],
+    b: &[char],
+    limit: usize,
+    (previous, current): &mut (Vec<usize>, Vec<usize>),
+) -> Option<usize> {
     if a.len().abs_diff(b.len()) > limit {
         return None;
     }
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
+    const FAR: usize = usize::MAX / 2;
+    previous.clear();
+    previous.extend(0..=b.len());
+    current.clear();
+    current.resize(b.len() + 1, FAR);
     for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        let row = i + 1;
+        current[0] = row;
+        let mut row_best = row;
+        let first = row.saturating_sub(limit).max(1);
+        let last = (row + limit).min(b.len());
+        // The next row reads one cell past the band on each side: out of reach.
+        if first > 1 {
+            current[first - 1] = FAR;
         }
-        if current.iter().all(|distance| *distance > limit) {
+        if last < b.len() {
+            current[last + 1] = FAR;
+        }
+        for column in first..=last {
+            let substitution = previous[column - 1] + usize::from(*ca != b[column - 1]);
+            let distance = substitution
+                .min(previous[column] + 1)
+                .min(current[column - 1] + 1);
+            current[column] = distance;
+            row_best = row_best.min(distance);
+        }
+        if row_best > limit {
             return None;
         }
-        std::mem::swap(&mut previous, &mut current);
+        std::mem::swap(previous, current);
     }
     Some(previous[b.len()]).filter(|distance| *distance <= limit)
 }
@@ -455,6 +495,53 @@ mod tests {
             Some("subject")
         );
         assert_eq!(did_you_mean(&"x".repeat(65), ["x"]), None);
+    }
+
+    #[test]
+    fn the_banded_distance_agrees_with_the_plain_one() {
+        fn plain(a: &[char], b: &[char]) -> usize {
+            let mut previous: Vec<usize> = (0..=b.len()).collect();
+            for (i, ca) in a.iter().enumerate() {
+                let mut current = vec![i + 1];
+                for (j, cb) in b.iter().enumerate() {
+                    let substitution = previous[j] + usize::from(ca != cb);
+                    current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+                }
+                previous = current;
+            }
+            previous[b.len()]
+        }
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "abc",
+            "acb",
+            "title",
+            "titel",
+            "tile",
+            "subject",
+            "sbjct",
+            "Asia/Shanghai",
+            "asia/shangai",
+            "xyz",
+        ];
+        let mut rows = (Vec::new(), Vec::new());
+        for a in words {
+            for b in words {
+                let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+                let expected = plain(&a, &b);
+                for limit in 0..=3 {
+                    let within = edit_distance_within(&a, &b, limit, &mut rows);
+                    assert_eq!(
+                        within,
+                        (expected <= limit).then_some(expected),
+                        "{a:?} {b:?} {limit}"
+                    );
+                }
+            }
+        }
     }
 
     fn messages(decoder: Decoder) -> Vec<String> {
