@@ -15,6 +15,7 @@ pub mod edition;
 pub mod ledger;
 pub mod lint;
 pub mod logging;
+pub mod manual;
 pub mod message;
 pub mod model;
 pub mod render;
