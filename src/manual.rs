@@ -54,12 +54,78 @@ fn write_pages(
     let path = dir.join(page.get_filename());
     let mut roff = Vec::new();
     page.render(&mut roff)?;
+    let roff = sections_from_after_help(&String::from_utf8_lossy(&roff));
     std::fs::write(&path, roff).with_context(|| format!("cannot write `{}`", path.display()))?;
     written.push(path);
     for subcommand in subcommands {
         write_pages(subcommand, dir, written)?;
     }
     Ok(())
+}
+
+/// clap_mangen puts a command's `after_help` under one EXTRA heading as filled text, which
+/// runs the example lines together and wraps them mid-command. Ours is paragraphs: a heading
+/// line ("Examples:") over indented lines, or a line that starts with its heading ("Exit
+/// status: 0 ok, ..."), or plain prose. Each headed paragraph becomes a section of its own
+/// (EXAMPLES, ENVIRONMENT, EXIT STATUS) with the indented lines kept as written; the rest
+/// goes under NOTES.
+fn sections_from_after_help(roff: &str) -> String {
+    let Some((page, extra)) = roff.split_once(".SH EXTRA\n") else {
+        return roff.to_string();
+    };
+    // The extra section runs to the next heading (VERSION, AUTHORS) or the end.
+    let (extra, rest) = match extra.find("\n.SH ") {
+        Some(end) => (&extra[..end + 1], &extra[end + 1..]),
+        None => (extra, ""),
+    };
+    let mut out = page.to_string();
+    let mut notes = false;
+    for paragraph in extra.split("\n\n").filter(|p| !p.trim().is_empty()) {
+        let mut lines = paragraph.lines();
+        let first = lines.next().unwrap_or_default();
+        let (heading, first_text) = match first.split_once(':') {
+            Some((heading, text)) if !heading.contains('\\') && !heading.starts_with(' ') => {
+                (Some(heading.to_uppercase()), text.trim())
+            }
+            _ => (None, first),
+        };
+        match heading {
+            Some(heading) => out.push_str(&format!(".SH \"{heading}\"\n")),
+            None if !notes => {
+                out.push_str(".SH NOTES\n");
+                notes = true;
+            }
+            None => out.push_str(".PP\n"),
+        }
+        let mut verbatim = false;
+        for line in std::iter::once(first_text).chain(lines) {
+            if let Some(kept) = line.strip_prefix("  ") {
+                if !verbatim {
+                    out.push_str(".nf\n");
+                    verbatim = true;
+                }
+                // A line that now starts with a dot or quote would be read as a request.
+                if kept.starts_with(['.', '\'']) {
+                    out.push_str("\\&");
+                }
+                out.push_str(kept);
+            } else if !line.is_empty() {
+                if verbatim {
+                    out.push_str(".fi\n");
+                    verbatim = false;
+                }
+                out.push_str(line);
+            } else {
+                continue;
+            }
+            out.push('\n');
+        }
+        if verbatim {
+            out.push_str(".fi\n");
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -131,6 +197,23 @@ mod tests {
             }
         }
         assert!(completions(Shell::Zsh, &mut Full).is_err());
+    }
+
+    #[test]
+    fn the_after_help_becomes_sections_with_the_examples_kept_as_written() {
+        let roff = ".SH OPTIONS\nx\n.SH EXTRA\nExamples:\n  letterpress send 2021\\-08\\-23\n  \
+                    .hidden \\-\\-yes\n\nEnvironment:\n  LETTERPRESS_LOG   a filter\n\n\
+                    Exit status: 0 ok, 1 failed.\n\nStops on Ctrl\\-C.\n\nLogs go to stderr.\n\
+                    .SH VERSION\nv0.1.0\n";
+        assert_eq!(
+            sections_from_after_help(roff),
+            ".SH OPTIONS\nx\n\
+             .SH \"EXAMPLES\"\n.nf\nletterpress send 2021\\-08\\-23\n\\&.hidden \\-\\-yes\n.fi\n\
+             .SH \"ENVIRONMENT\"\n.nf\nLETTERPRESS_LOG   a filter\n.fi\n\
+             .SH \"EXIT STATUS\"\n0 ok, 1 failed.\n\
+             .SH NOTES\nStops on Ctrl\\-C.\n.PP\nLogs go to stderr.\n\
+             .SH VERSION\nv0.1.0\n"
+        );
     }
 
     #[test]
