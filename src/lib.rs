@@ -16,6 +16,7 @@ pub mod images;
 pub mod ledger;
 pub mod lint;
 pub mod logging;
+pub mod manual;
 pub mod message;
 pub mod model;
 pub mod render;
