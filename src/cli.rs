@@ -250,6 +250,35 @@ Stops on Ctrl-C or SIGTERM."
         #[arg(long)]
         json: bool,
     },
+
+    /// Print a shell completion script.
+    #[command(
+        long_about = "Print a completion script for SHELL on standard output, generated from the \
+same definitions as --help, so it always knows every command and option of this version.",
+        after_help = "Where to put it:\n  \
+bash:  letterpress completions bash > ~/.local/share/bash-completion/completions/letterpress\n  \
+zsh:   letterpress completions zsh > ~/.zfunc/_letterpress   (with fpath+=~/.zfunc before compinit)\n  \
+fish:  letterpress completions fish > ~/.config/fish/completions/letterpress.fish\n  \
+elvish, powershell: add the output to your shell's startup file"
+    )]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_name = "SHELL")]
+        shell: crate::manual::Shell,
+    },
+
+    /// Write the man pages: letterpress.1 and one per command.
+    #[command(
+        long_about = "Write letterpress.1 and one page per command (letterpress-send.1, ...) to DIR, \
+generated from the same definitions as --help.",
+        after_help = "Examples:\n  letterpress manpage /usr/local/share/man/man1\n  \
+letterpress manpage out/man && man -l out/man/letterpress.1"
+    )]
+    Manpage {
+        /// The folder to write the pages to (created if missing).
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: std::path::PathBuf,
+    },
 }
 
 #[cfg(test)]

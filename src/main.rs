@@ -62,6 +62,8 @@ fn main() -> ExitCode {
         Command::Run { once, outbox } => cmd::run::run(&context, *once, *outbox),
         Command::Serve { listen } => cmd::serve::run(&context, *listen),
         Command::Status { issue, json } => cmd::status::run(&context, issue.as_deref(), *json),
+        Command::Completions { shell } => cmd::manual::completions(*shell),
+        Command::Manpage { dir } => cmd::manual::manpage(dir),
     };
     result.unwrap_or_else(report)
 }

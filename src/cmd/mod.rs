@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod init;
+pub mod manual;
 pub mod new;
 mod print;
 pub mod render;

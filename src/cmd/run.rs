@@ -26,14 +26,9 @@ pub fn run(context: &Context, once: bool, outbox: bool) -> anyhow::Result<ExitCo
     {
         eprintln!("{warning}");
     }
-    let scheduler = Scheduler::start(
-        context.workspace.clone(),
-        context.state.clone(),
-        context.clock.clone(),
-        destination.clone(),
-        context.settings.secret.clone(),
-    )?;
     let pass = super::runtime()?.block_on(async {
+        // Listening first: a SIGHUP from `systemctl reload` while the scheduler starts must
+        // not end it (the default action of SIGHUP is to terminate).
         let signals = Signals::listen(Announce {
             stopping: Box::new(|| {
                 tracing::info!("signal received: finishing what is in flight, then exiting")
@@ -42,6 +37,13 @@ pub fn run(context: &Context, once: bool, outbox: bool) -> anyhow::Result<ExitCo
                 tracing::warn!("second signal: exiting now; recipients in flight are left uncertain")
             }),
         });
+        let scheduler = Scheduler::start(
+            context.workspace.clone(),
+            context.state.clone(),
+            context.clock.clone(),
+            destination.clone(),
+            context.settings.secret.clone(),
+        )?;
         if !once {
             tracing::info!(pid = std::process::id(), workspace = %context.workspace.root().display(), to = %destination.describe(), "scheduler started");
         }

@@ -282,8 +282,14 @@ pub fn hello_name(url: &SmtpUrl, machine: Option<&str>, sender_domain: &str) -> 
 /// This machine's fully qualified name, as `hostname -f` finds it: the kernel's host name,
 /// and if that has no dot, the canonical name the resolver gives it.
 fn machine_name() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = name.trim();
+    // gethostname, not /proc/sys/kernel/hostname: a hardened unit (ProcSubset=pid) hides /proc/sys.
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    if unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } != 0 {
+        return None;
+    }
+    let end = buffer.iter().position(|&b| b == 0)?;
+    let name = std::str::from_utf8(&buffer[..end]).ok()?.trim();
     if name.contains('.') {
         return Some(name.to_string());
     }
