@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod edition;
 pub mod ledger;
 pub mod lint;
+pub mod list;
 pub mod logging;
 pub mod message;
 pub mod model;
