@@ -202,6 +202,30 @@ impl Workspace {
         Valid::from_decoded(&file, Some(list), diagnostics)
     }
 
+    /// The list as `load_subscribers` reads it, with the line of each address, and a file
+    /// that does not exist yet as an empty list: for the commands that edit it.
+    pub fn load_subscribers_with_lines(
+        &self,
+        newsletter: &Newsletter,
+    ) -> Checked<Vec<(Subscriber, u32)>> {
+        let path = self.subscribers_path(newsletter);
+        let file = self.display(&path);
+        let mut decoder = Decoder::new(&file);
+        let mut found = Vec::new();
+        let mut duplicates = subscriber::Duplicates::default();
+        match read_list(&path, &mut decoder, |entry, decoder| {
+            if let Some(subscriber) = &entry.subscriber
+                && duplicates.check(decoder, &entry.place, subscriber)
+            {
+                found.push((subscriber.clone(), entry.place.email.line));
+            }
+        }) {
+            Ok(()) | Err(crate::source::FileError::NotFound) => {}
+            Err(error) => decoder.push(error.into_diagnostic(&file)),
+        }
+        Valid::from_decoded(&file, Some(found), decoder.into_diagnostics())
+    }
+
     pub fn load_theme(&self, newsletter: &Newsletter) -> Checked<Theme> {
         Theme::load(&self.root, &newsletter.theme)
             .map(Valid::new)

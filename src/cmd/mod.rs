@@ -1,6 +1,7 @@
 //! One module per command, each a thin `run` over the library: parse, call, print. `print`
 //! holds the printing several commands share.
 
+pub mod backup;
 pub mod check;
 pub mod new;
 mod print;
@@ -9,6 +10,7 @@ pub mod run;
 pub mod send;
 pub mod serve;
 pub mod status;
+pub mod subscribers;
 pub mod test;
 
 use std::process::ExitCode;
