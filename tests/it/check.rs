@@ -129,7 +129,7 @@ fn settings_problems_stop_nothing_else_from_being_checked() {
     assert_eq!(errors.len(), 2, "{}", run.stdout);
     assert_eq!(
         errors[0],
-        "newsletter.yaml:6:1: colour: unknown field; expected one of: name, from, reply_to, postal_address, site_url, language, subscribers, theme, schedule, delivery, test_recipients"
+        "newsletter.yaml:6:1: colour: unknown field; expected one of: name, description, from, reply_to, postal_address, site_url, language, subscribers, theme, schedule, delivery, test_recipients"
     );
     assert!(
         errors[1]
