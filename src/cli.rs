@@ -176,15 +176,17 @@ Logs go to stderr, one line per event; LETTERPRESS_LOG=debug shows more."
         outbox: bool,
     },
 
-    /// Serve one-click unsubscribe links and the web archive over HTTP.
+    /// Serve one-click unsubscribe links, the sign-up form and the web archive over HTTP.
     #[command(
-        long_about = "Serve one-click unsubscribe links and the web archive over HTTP.\n\n\
+        long_about = "Serve one-click unsubscribe links, the sign-up form and the web archive over HTTP.\n\n\
 The other end of the unsubscribe link in every email ({site_url}/unsubscribe/<token>): a POST \
 (what Gmail's and Apple Mail's unsubscribe buttons send, RFC 8058) unsubscribes at once; a GET \
 shows a page with one button, and never unsubscribes by itself. The address goes on the \
 ledger's suppression list, which every send and the scheduler honour; the page then offers to \
-resubscribe. Also serves the archive of sent issues (/), each one's web version \
-(/issues/<date>/) and an Atom feed (/feed.xml).\n\n\
+resubscribe. Also serves the sign-up form (/subscribe: double opt-in, a confirmation email \
+with a link to /confirm/<token> that works for 7 days, sent through LETTERPRESS_SMTP_URL or to \
+the outbox), the archive of sent issues (/), each one's web version (/issues/<date>/) and an \
+Atom feed (/feed.xml).\n\n\
 Listens on loopback by default: put a TLS reverse proxy (Caddy, nginx) in front of it and set \
 site_url in newsletter.yaml to its public address. Picks up edits to the settings, the list \
 and the issues without a restart.",

@@ -42,28 +42,14 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
         }
         let mut details = String::new();
         if let Some(list) = &list {
-            let suppressed = match &ledger {
-                Some(ledger) => crate::list::suppressed_entries(list, ledger)?,
-                None => Vec::new(),
-            };
+            if let Some(ledger) = &ledger {
+                notes = crate::list::suppression_notes(list, ledger)?;
+            }
             let signups = match &ledger {
                 Some(ledger) => ledger.signup_counts()?,
                 None => (0, 0),
             };
-            details = describe_subscribers(&list.summary, suppressed.len(), signups);
-            notes = suppressed
-                .iter()
-                .map(|(place, email, suppression)| {
-                    format!(
-                        "{}:{}: note: [{}].email: `{email}` is suppressed ({} since {}): it gets no mail; remove the entry, or `letterpress subscribers lift {email}`",
-                        list.file,
-                        place.email,
-                        place.index,
-                        suppression.source.as_str(),
-                        suppression.created_at.format("%Y-%m-%d")
-                    )
-                })
-                .collect();
+            details = describe_subscribers(&list.summary, notes.len(), signups);
         }
         rows.push(Row {
             file: workspace.display(&workspace.subscribers_path(newsletter)),

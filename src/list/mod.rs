@@ -231,6 +231,26 @@ pub fn suppressed_entries(
     Ok(found)
 }
 
+/// `check`'s notes on the file's active entries that the ledger suppresses, one a line.
+pub fn suppression_notes(
+    list: &crate::workspace::SubscriberList,
+    ledger: &Ledger,
+) -> anyhow::Result<Vec<String>> {
+    Ok(suppressed_entries(list, ledger)?
+        .into_iter()
+        .map(|(place, email, suppression)| {
+            format!(
+                "{}:{}: note: [{}].email: `{email}` is suppressed ({} since {}): it gets no mail; remove the entry, or `letterpress subscribers lift {email}`",
+                list.file,
+                place.email,
+                place.index,
+                suppression.source.as_str(),
+                suppression.created_at.format("%Y-%m-%d")
+            )
+        })
+        .collect())
+}
+
 /// Where an address is in the file, if it is: its line.
 pub fn line_in_file(
     workspace: &Workspace,
