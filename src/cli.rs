@@ -22,7 +22,8 @@ letterpress render issues/2021-08-23.yaml  write the HTML, the text and a sample
 letterpress test 2021-08-23 --to me@example.com   a test in your own inbox\n  \
 letterpress send 2021-08-23                send to every active subscriber, once each\n  \
 letterpress status 2021-08-23              sent, failed, deferred, uncertain\n  \
-letterpress serve                          one-click unsubscribe and the web archive\n\n\
+letterpress serve                          one-click unsubscribe, sign-up and the web archive\n  \
+letterpress subscribers list               who is on the list, who signed up, who left and why\n\n\
 Exit status: 0 ok, 1 problems found or the work failed, 2 bad usage or invalid input."
 )]
 pub struct Cli {
@@ -213,15 +214,17 @@ Logs go to stderr, one line per event; LETTERPRESS_LOG=debug shows more."
         outbox: bool,
     },
 
-    /// Serve one-click unsubscribe links and the web archive over HTTP.
+    /// Serve one-click unsubscribe links, the sign-up form and the web archive over HTTP.
     #[command(
-        long_about = "Serve one-click unsubscribe links and the web archive over HTTP.\n\n\
+        long_about = "Serve one-click unsubscribe links, the sign-up form and the web archive over HTTP.\n\n\
 The other end of the unsubscribe link in every email ({site_url}/unsubscribe/<token>): a POST \
 (what Gmail's and Apple Mail's unsubscribe buttons send, RFC 8058) unsubscribes at once; a GET \
 shows a page with one button, and never unsubscribes by itself. The address goes on the \
 ledger's suppression list, which every send and the scheduler honour; the page then offers to \
-resubscribe. Also serves the archive of sent issues (/), each one's web version \
-(/issues/<date>/) and an Atom feed (/feed.xml).\n\n\
+resubscribe. Also serves the sign-up form (/subscribe: double opt-in, a confirmation email \
+with a link to /confirm/<token> that works for 7 days, sent through LETTERPRESS_SMTP_URL or to \
+the outbox), the archive of sent issues (/), each one's web version (/issues/<date>/) and an \
+Atom feed (/feed.xml).\n\n\
 Listens on loopback by default: put a TLS reverse proxy (Caddy, nginx) in front of it and set \
 site_url in newsletter.yaml to its public address. Picks up edits to the settings, the list \
 and the issues without a restart.",
@@ -236,6 +239,40 @@ Stops on Ctrl-C or SIGTERM."
         /// The address and port to listen on.
         #[arg(long, value_name = "ADDR:PORT", default_value = crate::serve::DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
+    },
+
+    /// The readers: the file's, the web's, and who left and why.
+    #[command(
+        long_about = "The readers: the file's, the web's, and who left and why.\n\n\
+Who gets an issue: the active entries of the subscriber list, plus confirmed web sign-ups, \
+minus every address marked unsubscribed or suppressed (one-click, mailto, bounce, complaint, \
+manual, import); addresses compared without case.",
+        after_help = "Examples:\n  letterpress subscribers list --status suppressed\n  \
+letterpress subscribers show ada@example.com\n  \
+letterpress subscribers add ada@example.com --name 'Ada Okafor' --tag research\n  \
+letterpress subscribers remove ada@example.com\n  \
+letterpress subscribers import mailchimp-subscribed.csv --dry-run\n  \
+letterpress subscribers export --format csv > readers.csv\n  \
+letterpress subscribers form > signup.html"
+    )]
+    Subscribers {
+        #[command(subcommand)]
+        command: SubscribersCommand,
+    },
+
+    /// A consistent copy of the ledger, while `run` or `serve` are running.
+    #[command(
+        long_about = "A consistent copy of the ledger, while `run` or `serve` are running.\n\n\
+Uses SQLite's online backup, so the copy is the ledger as of one moment even while a send \
+or an unsubscribe writes to it. The ledger is what keeps unsubscribed readers unsubscribed, \
+web sign-ups subscribed and readers from getting an issue twice: back it up, and restore a \
+copy by stopping `run` and `serve` and copying it to .letterpress/ledger.sqlite3.",
+        after_help = "Examples:\n  letterpress backup /var/backups/letterpress/ledger.sqlite3"
+    )]
+    Backup {
+        /// Where to write the copy (replaced if it exists).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 
     /// What was sent, failed, deferred or left uncertain.
@@ -279,6 +316,67 @@ letterpress manpage out/man && man -l out/man/letterpress.1"
         #[arg(value_name = "DIR", default_value = ".")]
         dir: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Every known address: where it comes from, where it stands, since when, and why.
+    List {
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Only addresses that stand so.
+        #[arg(long, value_enum)]
+        status: Option<crate::list::Standing>,
+    },
+    /// One reader: where they come from, their consent, the issues they got, suppressions.
+    Show {
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+    },
+    /// Append an entry to the subscriber list, leaving the rest of the file as it is.
+    Add {
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+        /// Their name, for the greeting and the To header.
+        #[arg(long)]
+        name: Option<String>,
+        /// A tag (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
+    /// Suppress an address (source `manual`): it gets no mail, and the form never re-adds it.
+    Remove {
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+    },
+    /// Lift an address's suppression, whatever set it (recorded in its history).
+    Lift {
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+    },
+    /// Import a CSV export from Mailchimp, Substack, Buttondown or listmonk (or any CSV with
+    /// an email column).
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Say what it would do, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The readers an issue would go to now, to stdout.
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+    },
+    /// An HTML sign-up form to paste into another site.
+    Form,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Yaml,
 }
 
 #[cfg(test)]

@@ -46,6 +46,11 @@ impl Decoder {
         self.diagnostics.has_errors()
     }
 
+    /// Moves the problems another decoder found into this one.
+    pub fn take_diagnostics_from(&mut self, other: Decoder) {
+        self.diagnostics.extend(other.diagnostics);
+    }
+
     pub fn error(&mut self, mark: Mark, path: &FieldPath, message: impl Display) {
         self.report(Severity::Error, Some(mark), path, message);
     }

@@ -5,16 +5,17 @@ use crate::diagnostic::{Checked, Diagnostics, Valid};
 use crate::message::{Kind, MessageTemplate};
 use crate::model::issue::Issue;
 use crate::model::newsletter::Newsletter;
-use crate::model::subscriber::Subscriber;
 use crate::render::{self, RenderError};
 use crate::theme::Theme;
-use crate::workspace::Workspace;
+use crate::workspace::{SubscriberList, Workspace};
 
 pub struct Edition {
     pub newsletter: Newsletter,
     pub theme: Theme,
     pub issue: Issue,
-    pub subscribers: Vec<Subscriber>,
+    /// Checked, and read again as a stream by whoever needs the readers
+    /// (`delivery::audience`): a list of a million is never held here.
+    pub list: SubscriberList,
     /// The issue file as the user should see it.
     pub issue_file: String,
     /// The issue file's text as it was read and checked: kept by the first send as the
@@ -34,15 +35,15 @@ impl Edition {
         let (issue, issue_source) = workspace
             .load_issue_with_source(&path)?
             .collect_warnings(&mut warnings);
-        let subscribers = workspace
-            .load_subscribers(&newsletter)?
+        let list = workspace
+            .check_subscribers(&newsletter)?
             .collect_warnings(&mut warnings);
         Ok(Valid {
             value: Edition {
                 newsletter,
                 theme,
                 issue,
-                subscribers,
+                list,
                 issue_file: workspace.display(&path),
                 issue_source,
             },

@@ -15,6 +15,7 @@ pub mod edition;
 pub mod images;
 pub mod ledger;
 pub mod lint;
+pub mod list;
 pub mod logging;
 pub mod manual;
 pub mod message;

@@ -62,6 +62,8 @@ fn main() -> ExitCode {
         Command::Run { once, outbox } => cmd::run::run(&context, *once, *outbox),
         Command::Serve { listen } => cmd::serve::run(&context, *listen),
         Command::Status { issue, json } => cmd::status::run(&context, issue.as_deref(), *json),
+        Command::Subscribers { command } => cmd::subscribers::run(&context, command),
+        Command::Backup { file } => cmd::backup::run(&context, file),
         Command::Completions { shell } => cmd::manual::completions(*shell),
         Command::Manpage { dir } => cmd::manual::manpage(dir),
     };

@@ -224,14 +224,25 @@ mod tests {
             .iter()
             .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        let mut expected = vec!["letterpress.1".to_string()];
-        expected.extend(
-            commands()
-                .iter()
-                .map(|command| format!("letterpress-{}.1", command.get_name())),
-        );
-        assert_eq!(file_names, expected);
-        for (command, path) in commands().iter().zip(&written[1..]) {
+        // Every command a user can type, with the commands under it (`subscribers add`),
+        // each page after its parent.
+        fn pages(command: &clap::Command, name: &str, into: &mut Vec<(String, clap::Command)>) {
+            for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let page = format!("{name}-{}", sub.get_name());
+                into.push((page.clone(), sub.clone()));
+                pages(sub, &page, into);
+            }
+        }
+        let mut expected = Vec::new();
+        pages(&Cli::command(), "letterpress", &mut expected);
+        let expected_names: Vec<String> = std::iter::once("letterpress.1".to_string())
+            .chain(expected.iter().map(|(page, _)| format!("{page}.1")))
+            .collect();
+        assert_eq!(file_names, expected_names);
+        for ((page_name, command), path) in expected.iter().zip(&written[1..]) {
             // Without roff's font changes (`\fB--yes\fR`) and escaped hyphens (`\-`).
             let mut page = std::fs::read_to_string(path).unwrap().replace("\\-", "-");
             for font in ["\\fB", "\\fI", "\\fR", "\\fP"] {
@@ -239,8 +250,7 @@ mod tests {
             }
             assert!(
                 page.contains(&format!(
-                    ".TH letterpress-{} 1  \"letterpress {}\" \"letterpress manual\"",
-                    command.get_name(),
+                    ".TH {page_name} 1  \"letterpress {}\" \"letterpress manual\"",
                     env!("CARGO_PKG_VERSION")
                 )),
                 "{page}"

@@ -1,5 +1,5 @@
-//! The newsletter's secret, and the unguessable values derived from it: unsubscribe tokens
-//! and the per-recipient part of Message-IDs.
+//! The newsletter's secret, and the unguessable values derived from it: unsubscribe tokens,
+//! the per-recipient part of Message-IDs, and the links that confirm a web sign-up.
 //!
 //! The secret comes from `LETTERPRESS_SECRET`, or is generated once into
 //! `.letterpress/secret` (mode 0600). It is never printed: `Debug` shows a redaction.
@@ -170,6 +170,121 @@ impl Secret {
     }
 }
 
+/// How long a link to confirm a sign-up works.
+pub const CONFIRMATION_VALIDITY: chrono::Duration = chrono::Duration::days(7);
+
+/// The version byte a confirmation token starts with, so its layout can change later.
+const CONFIRMATION_VERSION: u8 = 1;
+/// The longest token accepted: an address is at most 254 bytes, so a real one is under 400
+/// characters; anything longer is refused before it is decoded.
+const MAX_CONFIRMATION_TOKEN: usize = 512;
+
+/// A confirmation token taken apart, not yet checked: what [`parse_confirmation_token`]
+/// finds in any string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmationParts {
+    pub issued: i64,
+    pub address: String,
+    pub mac: [u8; TOKEN_BYTES],
+}
+
+/// Takes a confirmation token apart: base64url of a version byte, the time it was issued
+/// (seconds since 1970, big-endian), the address as typed, and 16 bytes of HMAC. Pure and
+/// total, for fuzzing: any input gives `None` or parts, never a panic.
+pub fn parse_confirmation_token(token: &str) -> Option<ConfirmationParts> {
+    if token.len() > MAX_CONFIRMATION_TOKEN {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+    let (&version, rest) = bytes.split_first()?;
+    if version != CONFIRMATION_VERSION || rest.len() < 8 + 3 + TOKEN_BYTES {
+        return None;
+    }
+    let (issued, rest) = rest.split_at(8);
+    let (address, mac) = rest.split_at(rest.len() - TOKEN_BYTES);
+    let address = std::str::from_utf8(address).ok()?;
+    // The MAC separates its parts with NUL; an address never holds one.
+    if address.contains('\0') {
+        return None;
+    }
+    Some(ConfirmationParts {
+        issued: i64::from_be_bytes(issued.try_into().ok()?),
+        address: address.to_string(),
+        mac: mac.try_into().ok()?,
+    })
+}
+
+/// Why a confirmation link does not confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConfirmationError {
+    /// Forged, cut short, from another newsletter, or not a token at all.
+    #[error("not a confirmation link of this newsletter")]
+    Invalid,
+    /// A real link, older than [`CONFIRMATION_VALIDITY`].
+    #[error("the confirmation link has expired")]
+    Expired,
+}
+
+/// What a valid confirmation link names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmed {
+    pub address: crate::model::address::EmailAddress,
+    pub issued: chrono::DateTime<chrono::Utc>,
+}
+
+impl Secret {
+    /// The token in a sign-up's confirmation link: it names the address and when it was
+    /// issued, so the server needs no state to check it, and only this secret can make one.
+    pub fn confirmation_token(
+        &self,
+        list_key: &str,
+        address: &crate::model::address::EmailAddress,
+        issued: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        let issued = issued.timestamp();
+        let mac = self.confirmation_mac(list_key, issued, address.as_str());
+        let mut bytes = Vec::with_capacity(1 + 8 + address.as_str().len() + TOKEN_BYTES);
+        bytes.push(CONFIRMATION_VERSION);
+        bytes.extend_from_slice(&issued.to_be_bytes());
+        bytes.extend_from_slice(address.as_str().as_bytes());
+        bytes.extend_from_slice(&mac);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn confirmation_mac(&self, list_key: &str, issued: i64, address: &str) -> [u8; TOKEN_BYTES] {
+        let mac = self.mac(&["confirm", list_key, &issued.to_string(), address]);
+        mac[..TOKEN_BYTES].try_into().expect("16 of 32 bytes")
+    }
+
+    /// Checks a confirmation token: its MAC first (compared in constant time), then its age
+    /// against `now`. One issued more than an hour in the future cannot be ours (clocks
+    /// drift less), and is as invalid as a forged one.
+    pub fn verify_confirmation(
+        &self,
+        list_key: &str,
+        token: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Confirmed, ConfirmationError> {
+        use subtle::ConstantTimeEq;
+        let parts = parse_confirmation_token(token).ok_or(ConfirmationError::Invalid)?;
+        let expected = self.confirmation_mac(list_key, parts.issued, &parts.address);
+        if !bool::from(expected.ct_eq(&parts.mac)) {
+            return Err(ConfirmationError::Invalid);
+        }
+        let issued =
+            chrono::DateTime::from_timestamp(parts.issued, 0).ok_or(ConfirmationError::Invalid)?;
+        let address = crate::model::address::EmailAddress::parse(&parts.address)
+            .map_err(|_| ConfirmationError::Invalid)?;
+        if issued > now + chrono::Duration::hours(1) {
+            return Err(ConfirmationError::Invalid);
+        }
+        if now - issued > CONFIRMATION_VALIDITY {
+            return Err(ConfirmationError::Expired);
+        }
+        Ok(Confirmed { address, issued })
+    }
+}
+
 /// RFC 4648 base32 in lowercase, without padding (`bytes.len()` a multiple of 5 needs none).
 fn base32_lower(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -243,6 +358,83 @@ mod tests {
             tag,
             secret.bounce_tag("list", "2021-08-23", "bob@example.com")
         );
+    }
+
+    #[test]
+    fn a_confirmation_token_names_its_address_and_expires_after_seven_days() {
+        use chrono::{Duration, TimeZone, Utc};
+        let secret = Secret::from_passphrase(&"a".repeat(32)).unwrap();
+        let issued = Utc.with_ymd_and_hms(2021, 8, 16, 12, 0, 0).unwrap();
+        let ada = crate::model::address::EmailAddress::parse("Ada@Example.com").unwrap();
+        let token = secret.confirmation_token("list", &ada, issued);
+        let confirmed = secret
+            .verify_confirmation("list", &token, issued + Duration::days(7))
+            .unwrap();
+        assert_eq!(confirmed.address.as_str(), "Ada@Example.com");
+        assert_eq!(confirmed.issued, issued);
+        assert_eq!(
+            secret.verify_confirmation(
+                "list",
+                &token,
+                issued + Duration::days(7) + Duration::seconds(1)
+            ),
+            Err(ConfirmationError::Expired)
+        );
+        assert_eq!(
+            secret.verify_confirmation("list", &token, issued - Duration::hours(2)),
+            Err(ConfirmationError::Invalid)
+        );
+        let other = Secret::from_passphrase(&"b".repeat(32)).unwrap();
+        assert_eq!(
+            other.verify_confirmation("list", &token, issued),
+            Err(ConfirmationError::Invalid)
+        );
+        assert_eq!(
+            secret.verify_confirmation("other-list", &token, issued),
+            Err(ConfirmationError::Invalid)
+        );
+        // Another address or time under the same MAC: forged.
+        let mut parts = parse_confirmation_token(&token).unwrap();
+        parts.issued += 86_400 * 30;
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(&parts.issued.to_be_bytes());
+        bytes.extend_from_slice(parts.address.as_bytes());
+        bytes.extend_from_slice(&parts.mac);
+        let forged = URL_SAFE_NO_PAD.encode(bytes);
+        assert_eq!(
+            secret.verify_confirmation("list", &forged, issued),
+            Err(ConfirmationError::Invalid)
+        );
+        for bad in [
+            "",
+            "x",
+            &token[..token.len() - 1],
+            &format!("{token}A"),
+            "%00",
+        ] {
+            assert!(
+                secret.verify_confirmation("list", bad, issued).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_parser_takes_any_input_without_panicking() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for length in 0..600 {
+            let text: String = (0..length)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let alphabet = b"ABCDEFabcdef0123456789-_=+/ .\0\xff";
+                    char::from(alphabet[(state % alphabet.len() as u64) as usize])
+                })
+                .collect();
+            let _ = parse_confirmation_token(&text);
+        }
+        assert!(parse_confirmation_token(&"A".repeat(MAX_CONFIRMATION_TOKEN + 1)).is_none());
     }
 
     #[test]

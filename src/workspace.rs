@@ -11,6 +11,7 @@ use crate::decode::Decoder;
 use crate::diagnostic::{Checked, Diagnostic, Diagnostics, Severity, Valid};
 use crate::model::issue::{self, Issue, IssueId};
 use crate::model::newsletter::{self, Newsletter};
+pub use crate::model::subscriber::ListEntry;
 use crate::model::subscriber::{self, Subscriber};
 use crate::source::FileKind;
 use crate::theme::Theme;
@@ -258,11 +259,201 @@ impl Workspace {
         Valid::from_decoded(&file, value, decoder.into_diagnostics())
     }
 
+    /// The subscriber list checked entry by entry, as `load_subscribers` does, without
+    /// holding it: what comes back is where it is and what the check found, and
+    /// [`SubscriberList::entries`] reads it again for a send. Duplicates are found from an
+    /// 8-byte hash of each address (a million readers cost 8 MB, not the 100 MB of their
+    /// keys); only when two hashes match is the file read a second time, keeping the few
+    /// keys with those hashes, to report each duplicate exactly as `load_subscribers` would.
+    pub fn check_subscribers(&self, newsletter: &Newsletter) -> Checked<SubscriberList> {
+        let path = self.subscribers_path(newsletter);
+        let file = self.display(&path);
+        let mut decoder = Decoder::new(&file);
+        let mut summary = ListSummary::default();
+        let mut hashes = Vec::new();
+        match read_list(&path, &mut decoder, |entry, _| {
+            if let Some(subscriber) = &entry.subscriber {
+                hashes.push(summary.add(subscriber));
+            }
+        }) {
+            Ok(()) => {}
+            Err(error) => decoder.push(error.into_diagnostic(&file)),
+        }
+        hashes.sort_unstable();
+        let suspects: std::collections::HashSet<u64> = hashes
+            .windows(2)
+            .filter(|pair| pair[0] == pair[1])
+            .map(|pair| pair[0])
+            .collect();
+        drop(hashes);
+        if !suspects.is_empty() {
+            // The second reading reports nothing but the duplicates: every other problem
+            // was reported by the first.
+            let mut duplicates = subscriber::Duplicates::default();
+            let mut quiet = Decoder::new(&file);
+            let mut found = Decoder::new(&file);
+            let reread = read_list(&path, &mut quiet, |entry, _| {
+                if let Some(subscriber) = &entry.subscriber
+                    && suspects.contains(&subscriber.email.key().hash64())
+                {
+                    duplicates.check(&mut found, &entry.place, subscriber);
+                }
+            });
+            // A file that cannot be read again was reported by the first reading.
+            if reread.is_ok() {
+                decoder.take_diagnostics_from(found);
+            }
+        }
+        let mut diagnostics = decoder.into_diagnostics();
+        diagnostics.sort_by_position(std::slice::from_ref(&file));
+        let list = SubscriberList {
+            path,
+            file: file.clone(),
+            summary,
+        };
+        Valid::from_decoded(&file, Some(list), diagnostics)
+    }
+
+    /// The list as `load_subscribers` reads it, with the line of each address, and a file
+    /// that does not exist yet as an empty list: for the commands that edit it.
+    pub fn load_subscribers_with_lines(
+        &self,
+        newsletter: &Newsletter,
+    ) -> Checked<Vec<(Subscriber, u32)>> {
+        let path = self.subscribers_path(newsletter);
+        let file = self.display(&path);
+        let mut decoder = Decoder::new(&file);
+        let mut found = Vec::new();
+        let mut duplicates = subscriber::Duplicates::default();
+        match read_list(&path, &mut decoder, |entry, decoder| {
+            if let Some(subscriber) = &entry.subscriber
+                && duplicates.check(decoder, &entry.place, subscriber)
+            {
+                found.push((subscriber.clone(), entry.place.email.line));
+            }
+        }) {
+            Ok(()) | Err(crate::source::FileError::NotFound) => {}
+            Err(error) => decoder.push(error.into_diagnostic(&file)),
+        }
+        Valid::from_decoded(&file, Some(found), decoder.into_diagnostics())
+    }
+
     pub fn load_theme(&self, newsletter: &Newsletter) -> Checked<Theme> {
         Theme::load(&self.root, &newsletter.theme)
             .map(Valid::new)
             .map_err(|diagnostics| crate::diagnostic::Invalid::new("the theme", diagnostics))
     }
+}
+
+/// What checking a subscriber list found: its counts, and a fingerprint of its addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListSummary {
+    pub total: u64,
+    pub active: u64,
+    fingerprint: (u64, u64),
+}
+
+impl ListSummary {
+    /// Counts a subscriber in; returns the hash of their key.
+    pub fn add(&mut self, subscriber: &Subscriber) -> u64 {
+        let hash = subscriber.email.key().hash64();
+        self.total += 1;
+        self.active += u64::from(subscriber.is_active());
+        // Order does not matter, the set of addresses does: a sum and an xor of their hashes.
+        self.fingerprint.0 = self.fingerprint.0.wrapping_add(hash);
+        self.fingerprint.1 ^= hash.rotate_left(17);
+        hash
+    }
+
+    /// Whether `other` counted the same addresses (a file read again is the one checked).
+    pub fn same_addresses(&self, other: &ListSummary) -> bool {
+        self.total == other.total && self.fingerprint == other.fingerprint
+    }
+}
+
+/// A subscriber list that passed its check: where it is, and what the check found. Reading it
+/// again ([`SubscriberList::entries`]) is how a send goes through it without holding it.
+#[derive(Debug, Clone)]
+pub struct SubscriberList {
+    pub path: PathBuf,
+    /// As the user should see it.
+    pub file: String,
+    pub summary: ListSummary,
+}
+
+impl SubscriberList {
+    /// Reads the list again, calling `each` with every entry and its decoder (for its
+    /// problems): a list that no longer checks, or holds other addresses than when it was
+    /// checked, was edited since, and is an error rather than a send to a list nobody
+    /// checked.
+    pub fn entries(
+        &self,
+        mut each: impl FnMut(&subscriber::ListEntry, &mut Decoder) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), ListChanged> {
+        let mut decoder = Decoder::new(&self.file);
+        let mut summary = ListSummary::default();
+        let mut stopped = false;
+        let outcome = read_list_until(&self.path, &mut decoder, |entry, decoder| {
+            if let Some(subscriber) = &entry.subscriber {
+                summary.add(subscriber);
+            }
+            let flow = each(entry, decoder);
+            stopped = flow.is_break();
+            flow
+        });
+        let changed = |why: String| ListChanged {
+            file: self.file.clone(),
+            why,
+        };
+        if let Err(error) = outcome {
+            return Err(changed(error.to_string()));
+        }
+        if let Some(problem) = decoder.into_diagnostics().errors().next() {
+            return Err(changed(problem.to_string()));
+        }
+        if !stopped && !summary.same_addresses(&self.summary) {
+            return Err(changed(
+                "it holds other addresses than when it was checked".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The subscriber list was edited between its check and a later reading.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file} changed while it was being read ({why}); run the command again")]
+pub struct ListChanged {
+    pub file: String,
+    pub why: String,
+}
+
+fn read_list(
+    path: &Path,
+    decoder: &mut Decoder,
+    mut each: impl FnMut(&subscriber::ListEntry, &mut Decoder),
+) -> Result<(), crate::source::FileError> {
+    read_list_until(path, decoder, |entry, decoder| {
+        each(entry, decoder);
+        std::ops::ControlFlow::Continue(())
+    })
+}
+
+fn read_list_until(
+    path: &Path,
+    decoder: &mut Decoder,
+    mut each: impl FnMut(&subscriber::ListEntry, &mut Decoder) -> std::ops::ControlFlow<()>,
+) -> Result<(), crate::source::FileError> {
+    let input = crate::source::open(path, FileKind::Subscribers)?;
+    let Some(mut reader) = subscriber::ListReader::new(decoder, input) else {
+        return Ok(());
+    };
+    while let Some(entry) = reader.next_entry(decoder) {
+        if each(&entry, decoder).is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// An issue from its text (a file's, or a snapshot the ledger kept), with every problem.

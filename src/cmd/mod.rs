@@ -1,6 +1,7 @@
 //! One module per command, each a thin `run` over the library: parse, call, print. `print`
 //! holds the printing several commands share.
 
+pub mod backup;
 pub mod check;
 pub mod init;
 pub mod manual;
@@ -11,6 +12,7 @@ pub mod run;
 pub mod send;
 pub mod serve;
 pub mod status;
+pub mod subscribers;
 pub mod test;
 
 use std::process::ExitCode;

@@ -60,14 +60,17 @@ fn render_issue(context: &Context, issue_argument: &str, out: &Path) -> anyhow::
     let (newsletter, theme, issue) = (&edition.newsletter, &edition.theme, &edition.issue);
     let subscribers_path = workspace.display(&workspace.subscribers_path(newsletter));
 
-    let recipient = match edition
-        .subscribers
-        .iter()
-        .find(|subscriber| subscriber.is_active())
-    {
-        Some(subscriber) => Recipient {
-            email: &subscriber.email,
-            name: subscriber.name.as_ref().map(|name| name.as_str()),
+    // The first reader of the list: the sample is nobody's in particular, so the ledger's
+    // sign-ups and suppressions are not asked.
+    let mut first = None;
+    crate::delivery::for_each_reader(&edition.list, None, |reader| {
+        first = Some(reader);
+        std::ops::ControlFlow::Break(())
+    })?;
+    let recipient = match &first {
+        Some(reader) => Recipient {
+            email: &reader.email,
+            name: reader.name.as_deref(),
         },
         None => match newsletter.test_recipients.first() {
             Some(address) => Recipient {

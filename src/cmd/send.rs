@@ -35,24 +35,17 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
         let date = context.clock.now().to_rfc2822();
         let mut out = std::io::stdout().lock();
         let mut list_error = None;
-        let measured = dry_run(
-            &edition,
-            ledger.as_ref(),
-            &secret,
-            &date,
-            &mut |subscriber| {
-                if args.list && list_error.is_none() {
-                    let name = subscriber.name.as_ref().map(|name| name.as_str());
-                    let line = match name {
-                        Some(name) => format!("{}\t{}", subscriber.email, printable(name)),
-                        None => subscriber.email.to_string(),
-                    };
-                    if let Err(error) = writeln!(out, "{line}") {
-                        list_error = Some(error);
-                    }
+        let measured = dry_run(&edition, ledger.as_ref(), &secret, &date, &mut |reader| {
+            if args.list && list_error.is_none() {
+                let line = match &reader.name {
+                    Some(name) => format!("{}\t{}", reader.email, printable(name)),
+                    None => reader.email.to_string(),
+                };
+                if let Err(error) = writeln!(out, "{line}") {
+                    list_error = Some(error);
                 }
-            },
-        )?;
+            }
+        })?;
         drop(out);
         if let Some(error) = list_error {
             return Err(anyhow::Error::new(error).context("cannot print the list"));

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use super::Context;
+use crate::delivery::transport::Destination;
 use crate::serve::limit::DEFAULT_RATE;
 use crate::serve::{Config, Server};
 use crate::signals::{Announce, Signals};
@@ -12,6 +13,15 @@ use crate::units::grouped;
 pub fn run(context: &Context, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     crate::logging::init(&context.settings.log);
     let secret = context.secret()?;
+    // Confirmation emails of web sign-ups go where `send` sends. A setting that cannot be
+    // used closes sign-ups but must not stop the unsubscribe links, which the law requires.
+    let destination = match Destination::from_settings(&context.settings) {
+        Ok(destination) => Some(destination),
+        Err(error) => {
+            eprintln!("warning: sign-ups are closed: {error:#}");
+            None
+        }
+    };
     super::runtime()?.block_on(async {
         let config = Config {
             workspace: context.workspace.clone(),
@@ -20,6 +30,7 @@ pub fn run(context: &Context, listen: SocketAddr) -> anyhow::Result<ExitCode> {
             secret,
             listen,
             rate: DEFAULT_RATE,
+            destination,
         };
         let server = Server::bind(config).await?;
         let address = server.local_addr()?;
@@ -28,10 +39,11 @@ pub fn run(context: &Context, listen: SocketAddr) -> anyhow::Result<ExitCode> {
         println!("Serving {} on http://{address}/", newsletter.name);
         match &newsletter.site_url {
             Some(site) => println!(
-                "Unsubscribe links ({}) work for {} addresses; the archive is at {}. Ctrl-C stops.",
+                "Unsubscribe links ({}) work for {} addresses; the archive is at {}, the sign-up form at {}. Ctrl-C stops.",
                 site.join("unsubscribe/..."),
                 grouped(server.address_count() as u64),
-                site.join("")
+                site.join(""),
+                site.join("subscribe")
             ),
             None => eprintln!(
                 "warning: newsletter.yaml has no site_url, so emails carry only the mailto unsubscribe link; set site_url to the public https address of this server (through a TLS reverse proxy)"

@@ -87,6 +87,7 @@ fn overview(context: &Context) -> anyhow::Result<ExitCode> {
     if let Some(ledger) = &ledger {
         print_events(&ledger.events(None, 10)?, zone);
         print_suppressions(&ledger.suppression_counts()?);
+        print_signups(ledger.signup_counts()?);
         let reports = reports(context, ledger)?;
         if !reports.is_empty() {
             println!("Issues in the ledger:");
@@ -189,6 +190,17 @@ fn print_suppressions(counts: &[(Source, u64)]) {
         grouped(total),
         if total == 1 { "" } else { "es" }
     );
+}
+
+/// One line on the web's sign-ups, when there are any.
+fn print_signups((confirmed, pending): (u64, u64)) {
+    if confirmed + pending > 0 {
+        println!(
+            "Web sign-ups: {} confirmed, {} awaiting confirmation",
+            grouped(confirmed),
+            grouped(pending)
+        );
+    }
 }
 
 fn print_events(events: &[Event], zone: Option<chrono_tz::Tz>) {

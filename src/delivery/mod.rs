@@ -15,6 +15,6 @@ pub mod smtp;
 pub mod smtp_url;
 pub mod transport;
 
-pub use audience::audience;
+pub use audience::{Reader, ReaderSource, audience, for_each_reader};
 pub use prepare::{DryRun, PreparedSend, SendOptions, dry_run};
 pub use report::Report;

@@ -2,14 +2,13 @@
 //! needs it. `send` and the scheduler both go through here, so both send to nobody twice; a
 //! dry run works out the same recipients without touching anything.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::audience::audience;
+use super::audience::{Reader, audience, for_each_reader};
 use super::engine::{Batch, Job, Options, Progress, SendLoop, Summary};
 use super::lock::IssueLock;
 use super::transport::Transport;
@@ -17,8 +16,7 @@ use crate::clock::Clock;
 use crate::edition::Edition;
 use crate::ledger::{Ledger, State, Via};
 use crate::message::{Kind, MessageTemplate, Recipient};
-use crate::model::address::AddressKey;
-use crate::model::subscriber::Subscriber;
+use crate::model::address::{KeyHashes, key_hash};
 use crate::secret::Secret;
 use crate::state::StateDir;
 
@@ -81,10 +79,7 @@ impl PreparedSend {
         // The first send's version of the issue is the one the archive shows from now on.
         ledger.keep_snapshot(issue, &edition.issue_source, now)?;
         let template = Arc::new(edition.message_template(Kind::Issue)?.keyed(list_key));
-        let suppressed = ledger.suppressed()?;
-        let wanted: Vec<(AddressKey, &Subscriber)> = audience(&edition.subscribers, &suppressed)
-            .map(|subscriber| (subscriber.email.key(), subscriber))
-            .collect();
+        let mut wanted: Vec<Reader> = audience(&edition.list, Some(&ledger))?;
 
         let mut uncertain = ledger.rows_in(issue, State::Sending)?.len();
         let mut requeued = 0;
@@ -102,31 +97,34 @@ impl PreparedSend {
         } else {
             0
         };
-        // In list order, so the ledger keeps the list's order for the first send.
+        // In the audience's order, so the ledger keeps the list's order for the first send.
         ledger.enqueue(
             issue,
             wanted
                 .iter()
-                .map(|(key, subscriber)| (key, subscriber.email.as_str())),
+                .map(|reader| (&reader.key, reader.email.as_str())),
             now,
         )?;
-        let by_key: HashMap<AddressKey, &Subscriber> = wanted.into_iter().collect();
+        // Sorted by key and looked up, rather than a map beside them: a million readers
+        // once, not twice.
+        wanted.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let jobs = ledger
             .sendable(issue)?
             .into_iter()
             .filter_map(|row| {
-                let subscriber = by_key.get(&row.email)?;
+                let at = wanted
+                    .binary_search_by(|reader| reader.key.cmp(&row.email))
+                    .ok()?;
+                let reader = &mut wanted[at];
                 Some(Job::new(
                     row.email,
-                    subscriber.email.clone(),
-                    subscriber
-                        .name
-                        .as_ref()
-                        .map(|name| name.as_str().to_string()),
+                    reader.email.clone(),
+                    reader.name.take(),
                     row.state,
                 ))
             })
             .collect();
+        drop(wanted);
         Ok(PreparedSend {
             _lock: lock,
             ledger,
@@ -207,28 +205,20 @@ pub fn dry_run(
     ledger: Option<&Ledger>,
     secret: &Secret,
     date: &str,
-    each: &mut dyn FnMut(&Subscriber),
+    each: &mut dyn FnMut(&Reader),
 ) -> anyhow::Result<DryRun> {
     let mut template = edition.message_template(Kind::Issue)?;
     if let Some(list_key) = ledger.map(Ledger::stored_list_key).transpose()?.flatten() {
         template = template.keyed(list_key);
     }
     let issue = &edition.issue.id;
-    let (suppressed, done): (HashSet<AddressKey>, HashSet<AddressKey>) = match ledger {
-        Some(ledger) => {
-            let mut done = HashSet::new();
-            for state in [State::Sent, State::Failed, State::Sending] {
-                done.extend(
-                    ledger
-                        .rows_in(issue, state)?
-                        .into_iter()
-                        .map(|row| row.email),
-                );
-            }
-            (ledger.suppressed()?, done)
-        }
-        None => Default::default(),
-    };
+    // Who has it already, as hashes (8 bytes each), a match confirmed in the ledger.
+    const DONE: [State; 3] = [State::Sent, State::Failed, State::Sending];
+    let mut done = Vec::new();
+    if let Some(ledger) = ledger {
+        ledger.each_delivery_in(issue, &DONE, |key| done.push(key_hash(key)))?;
+    }
+    let done = KeyHashes::from_hashes(done);
     let started = Instant::now();
     let mut result = DryRun {
         messages: 0,
@@ -238,25 +228,39 @@ pub fn dry_run(
         elapsed: Duration::ZERO,
     };
     let mut message = Vec::new();
-    for subscriber in audience(&edition.subscribers, &suppressed) {
-        if done.contains(&subscriber.email.key()) {
-            result.already_done += 1;
-            continue;
+    let mut failure = None;
+    for_each_reader(&edition.list, ledger, |reader| {
+        if let Some(ledger) = ledger.filter(|_| done.might_contain(&reader.key)) {
+            match ledger.row(issue, &reader.key) {
+                Ok(Some(row)) if DONE.contains(&row.state) => {
+                    result.already_done += 1;
+                    return std::ops::ControlFlow::Continue(());
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    failure = Some(error);
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
         }
         message.clear();
         template.write(
             Recipient {
-                email: &subscriber.email,
-                name: subscriber.name.as_ref().map(|name| name.as_str()),
+                email: &reader.email,
+                name: reader.name.as_deref(),
             },
             secret,
             date,
             &mut message,
         );
-        each(subscriber);
+        each(&reader);
         result.messages += 1;
         result.bytes += message.len() as u64;
         result.largest = result.largest.max(message.len());
+        std::ops::ControlFlow::Continue(())
+    })?;
+    if let Some(error) = failure {
+        return Err(error.into());
     }
     result.elapsed = started.elapsed();
     Ok(result)

@@ -36,12 +36,8 @@ pub async fn send_proofs(
     let mut proofs = Vec::with_capacity(recipients.len());
     for recipient in recipients {
         let key = recipient.key();
-        let name = edition
-            .subscribers
-            .iter()
-            .find(|subscriber| subscriber.email.key() == key)
-            .and_then(|subscriber| subscriber.name.as_ref())
-            .map(|name| name.as_str());
+        let reader = super::audience::find_reader(&edition.list, Some(&*ledger), &key)?;
+        let name = reader.as_ref().and_then(|reader| reader.name.as_deref());
         let mut message = Vec::new();
         template.write(
             Recipient {

@@ -42,7 +42,7 @@ impl State {
         }
     }
 
-    fn parse(text: &str) -> Result<State> {
+    pub(super) fn parse(text: &str) -> Result<State> {
         parse_word(text, "the delivery state", |text| {
             State::ALL.into_iter().find(|state| state.as_str() == text)
         })

@@ -34,13 +34,16 @@
 //! handed to the relay until the relay's answer is recorded; a `sending` row found while no
 //! send of its issue is running is *uncertain*: its message may or may not have arrived.
 //!
-//! One file per table: `deliveries`, `suppressions`, `test_sends`, `events`, `meta` (with
-//! the snapshots); opening and migrating in `schema`.
+//! One file per table: `deliveries`, `suppressions` (with its log), `signups` (with the
+//! confirmation mails), `test_sends`, `events`, `meta` (with the snapshots); `readers` for
+//! what spans them (one reader's history, the backup); opening and migrating in `schema`.
 
 mod deliveries;
 mod events;
 mod meta;
+mod readers;
 mod schema;
+mod signups;
 mod suppressions;
 mod test_sends;
 
@@ -51,6 +54,10 @@ use rusqlite::Connection;
 
 pub use deliveries::{Counts, Outcome, Row, SentIssue, State, Via};
 pub use events::{Event, EventKind};
+pub use readers::Delivered;
+pub use signups::{
+    Confirmation, Consent, MAIL_WINDOW, MAX_MAILS, Signup, SignupRequest, SignupState,
+};
 pub use suppressions::{LogEntry, Source, Suppression};
 pub use test_sends::ProofOutcome;
 

@@ -75,6 +75,39 @@ impl Ledger {
         self.keys("SELECT email FROM suppressions", [])
     }
 
+    /// Calls `each` with every suppressed key, without collecting them: a list of a million
+    /// is read in the memory of one.
+    pub fn each_suppressed(&self, mut each: impl FnMut(&str)) -> Result<()> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT email FROM suppressions")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            each(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+        }
+        Ok(())
+    }
+
+    /// Every suppression with its address and reason, the oldest first.
+    pub fn suppressions(&self) -> Result<Vec<(AddressKey, Suppression, Option<String>)>> {
+        let mut statement = self.connection.prepare(
+            "SELECT email, source, created_at, reason FROM suppressions ORDER BY created_at, email",
+        )?;
+        let mut rows = statement.query([])?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            found.push((
+                AddressKey::from_stored(row.get(0)?),
+                Suppression {
+                    source: Source::parse(row.get(1)?),
+                    created_at: parse_timestamp(&row.get::<_, String>(2)?)?,
+                },
+                row.get(3)?,
+            ));
+        }
+        Ok(found)
+    }
+
     /// Addresses suppressed at or after `since`: a send checks these before each batch, so a
     /// reader who unsubscribes while their issue is going out does not get it.
     pub fn suppressed_since(&self, since: DateTime<Utc>) -> Result<HashSet<AddressKey>> {
@@ -214,12 +247,13 @@ impl Ledger {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every address the ledger has seen (delivered to, tested, or suppressed): anyone who may
-    /// hold an unsubscribe link, even if they are no longer on the list.
+    /// Every address the ledger has seen (delivered to, tested, suppressed, or signed up on
+    /// the web): anyone who may hold an unsubscribe link, even if they are no longer on the
+    /// list.
     pub fn known_addresses(&self) -> Result<Vec<AddressKey>> {
         let mut statement = self.connection.prepare(
             "SELECT email FROM deliveries UNION SELECT email FROM suppressions
-             UNION SELECT email FROM test_sends",
+             UNION SELECT email FROM test_sends UNION SELECT email FROM signups",
         )?;
         let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
         let mut keys = Vec::new();
@@ -239,7 +273,7 @@ pub struct LogEntry {
     pub at: DateTime<Utc>,
 }
 
-fn log(
+pub(super) fn log(
     connection: &rusqlite::Connection,
     email: &AddressKey,
     action: &str,

@@ -4,6 +4,7 @@
 //! their To header, Message-ID and List-Unsubscribe, plus the quoted-printable encoding of
 //! the few values in the body that are theirs (greeting, address, unsubscribe link).
 
+pub mod confirm;
 pub mod dkim;
 pub mod encode;
 

@@ -123,6 +123,45 @@ impl AddressKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// See [`key_hash`].
+    pub fn hash64(&self) -> u64 {
+        key_hash(&self.0)
+    }
+}
+
+/// A 64-bit hash of a key (as the ledger stores it), for sets of a million addresses that
+/// must stay small: 8 bytes each instead of the key's 60 or so. Two keys may share a hash, so
+/// a match is only a candidate, to be confirmed against the key itself; a miss is certain.
+pub fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same in every run of this binary, which the sets rely on
+    // only within one process.
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A set of keys as their [`key_hash`]es, sorted: `might_contain` is certain when it says
+/// no, and a yes must be confirmed.
+#[derive(Debug, Clone, Default)]
+pub struct KeyHashes(Vec<u64>);
+
+impl KeyHashes {
+    pub fn from_hashes(mut hashes: Vec<u64>) -> KeyHashes {
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes.shrink_to_fit();
+        KeyHashes(hashes)
+    }
+
+    pub fn might_contain(&self, key: &AddressKey) -> bool {
+        self.0.binary_search(&key.hash64()).is_ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl fmt::Display for AddressKey {

@@ -18,6 +18,8 @@ use crate::yaml::Node;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Newsletter {
     pub name: OneLine,
+    /// A sentence on what the newsletter is, for the sign-up page.
+    pub description: Option<OneLine>,
     pub from: Mailbox,
     pub reply_to: Option<Mailbox>,
     pub postal_address: Lines,
@@ -143,6 +145,7 @@ pub fn decode(decoder: &mut Decoder, root: &Node) -> Option<Newsletter> {
     let path = FieldPath::Root;
     let mut fields = decoder.fields(root, &path)?;
     let name = decoder.required_text(&mut fields, &path, "name", OneLine::parse);
+    let description = decoder.optional_text(&mut fields, &path, "description", OneLine::parse);
     let from = decoder.required(&mut fields, &path, "from", Mailbox::parse);
     let reply_to = decoder.optional(&mut fields, &path, "reply_to", Mailbox::parse);
     let postal_address = decoder.required_text(&mut fields, &path, "postal_address", Lines::parse);
@@ -177,6 +180,7 @@ pub fn decode(decoder: &mut Decoder, root: &Node) -> Option<Newsletter> {
     fields.finish(decoder, &path);
     Some(Newsletter {
         name: name?,
+        description: description.ok()?,
         from: from?,
         reply_to: reply_to.ok()?,
         postal_address: postal_address?,

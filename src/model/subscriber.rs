@@ -7,10 +7,10 @@ use chrono_tz::Tz;
 
 use crate::decode::Decoder;
 use crate::diagnostic::FieldPath;
-use crate::model::address::EmailAddress;
+use crate::model::address::{AddressKey, EmailAddress};
 use crate::model::newsletter::parse_timezone;
 use crate::model::text::OneLine;
-use crate::yaml::{self, Node, TopLevel};
+use crate::yaml::{self, Mark, Node, TopLevel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscriberStatus {
@@ -47,7 +47,9 @@ fn parse_name(text: &str) -> Result<OneLine, String> {
     OneLine::parse(text).map_err(|error| format!("the name {error}"))
 }
 
-/// Decodes the whole list item by item, reporting every bad entry and every duplicate.
+/// Decodes the whole list item by item, reporting every bad entry and every duplicate. Holds
+/// every subscriber, and every key to find duplicates; a send reads the list as a stream
+/// instead (`workspace::Workspace::check_subscribers`, `delivery::audience`).
 pub fn decode_list(decoder: &mut Decoder, source: &str) -> Option<Vec<Subscriber>> {
     decode_list_from(decoder, source.as_bytes())
 }
@@ -55,66 +57,127 @@ pub fn decode_list(decoder: &mut Decoder, source: &str) -> Option<Vec<Subscriber
 /// Like [`decode_list`], reading the list as it decodes it (from `source::open`), so that the
 /// file is never held in memory whole.
 pub fn decode_list_from(decoder: &mut Decoder, input: impl BufRead) -> Option<Vec<Subscriber>> {
-    let root = FieldPath::Root;
-    let items = match yaml::stream_seq(input) {
-        Ok(TopLevel::Seq(items)) => items,
-        Ok(TopLevel::Empty) => return Some(Vec::new()),
-        Ok(TopLevel::Other(node)) => {
-            decoder.error(
-                node.mark,
-                &root,
-                format!(
-                    "expected a list of subscribers (`- email: ...`), found {}",
-                    node.kind()
-                ),
-            );
-            return None;
-        }
-        Err(error) => {
-            decoder.read_error(error);
-            return None;
-        }
-    };
+    let mut reader = ListReader::new(decoder, input)?;
     let mut subscribers = Vec::new();
-    // Each address's first index and line, to name the original when a duplicate turns up.
-    let mut seen: HashMap<crate::model::address::AddressKey, (usize, u32)> = HashMap::new();
-    for (index, item) in items.enumerate() {
-        let item = match item {
-            Ok(document) => {
-                decoder.set_comments(document.comments);
-                document.root
+    let mut duplicates = Duplicates::default();
+    while let Some(entry) = reader.next_entry(decoder) {
+        let Some(subscriber) = entry.subscriber else {
+            continue;
+        };
+        if duplicates.check(decoder, &entry.place, &subscriber) {
+            subscribers.push(subscriber);
+        }
+    }
+    (!decoder.has_errors()).then_some(subscribers)
+}
+
+/// Where an entry is in the file: its index, and where its address is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub index: usize,
+    pub email: Mark,
+}
+
+/// One entry of the list as it was read: where it is, and the subscriber, or `None` when it
+/// did not decode (its problems are with the decoder).
+#[derive(Debug, Clone)]
+pub struct ListEntry {
+    pub place: Place,
+    pub subscriber: Option<Subscriber>,
+}
+
+/// The list read one entry at a time, each decoded as it comes, so that a list of a million
+/// never exists in memory whole.
+pub struct ListReader<R> {
+    items: Option<Box<yaml::SeqItems<R>>>,
+    index: usize,
+}
+
+impl<R: BufRead> ListReader<R> {
+    /// Starts reading the list; a file that is not a list (or not YAML) is reported to the
+    /// decoder and gives `None`.
+    pub fn new(decoder: &mut Decoder, input: R) -> Option<ListReader<R>> {
+        let items = match yaml::stream_seq(input) {
+            Ok(TopLevel::Seq(items)) => Some(items),
+            Ok(TopLevel::Empty) => None,
+            Ok(TopLevel::Other(node)) => {
+                decoder.error(
+                    node.mark,
+                    &FieldPath::Root,
+                    format!(
+                        "expected a list of subscribers (`- email: ...`), found {}",
+                        node.kind()
+                    ),
+                );
+                return None;
             }
             Err(error) => {
                 decoder.read_error(error);
                 return None;
             }
         };
-        let path = root.index(index);
-        let Some(subscriber) = decode_subscriber(decoder, &item, &path) else {
-            continue;
+        Some(ListReader { items, index: 0 })
+    }
+
+    /// The next entry, or `None` at the end of the list or at a problem that ends the
+    /// reading (reported to the decoder).
+    pub fn next_entry(&mut self, decoder: &mut Decoder) -> Option<ListEntry> {
+        let item = match self.items.as_mut()?.next()? {
+            Ok(document) => {
+                decoder.set_comments(document.comments);
+                document.root
+            }
+            Err(error) => {
+                decoder.read_error(error);
+                self.items = None;
+                return None;
+            }
         };
-        match seen.entry(subscriber.email.key()) {
+        let index = self.index;
+        self.index += 1;
+        let subscriber = decode_subscriber(decoder, &item, &FieldPath::Root.index(index));
+        Some(ListEntry {
+            place: Place {
+                index,
+                email: email_mark(&item),
+            },
+            subscriber,
+        })
+    }
+}
+
+/// Finds addresses listed twice, naming the first: every key seen so far is kept.
+#[derive(Default)]
+pub struct Duplicates {
+    seen: HashMap<AddressKey, Place>,
+}
+
+impl Duplicates {
+    /// Whether `subscriber` is the first with their address; if not, the duplicate is
+    /// reported at `place`.
+    pub fn check(&mut self, decoder: &mut Decoder, place: &Place, subscriber: &Subscriber) -> bool {
+        match self.seen.entry(subscriber.email.key()) {
             std::collections::hash_map::Entry::Occupied(first) => {
-                let (first_index, first_line) = *first.get();
+                let first = first.get();
                 decoder.error(
-                    email_mark(&item),
-                    &path.key("email"),
+                    place.email,
+                    &FieldPath::Root.index(place.index).key("email"),
                     format!(
-                        "`{}` is already on the list as [{first_index}] (line {first_line}); addresses are compared without case",
-                        subscriber.email
+                        "`{}` is already on the list as [{}] (line {}); addresses are compared without case",
+                        subscriber.email, first.index, first.email.line
                     ),
                 );
+                false
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert((index, email_mark(&item).line));
-                subscribers.push(subscriber);
+                slot.insert(*place);
+                true
             }
         }
     }
-    (!decoder.has_errors()).then_some(subscribers)
 }
 
-fn email_mark(item: &Node) -> crate::yaml::Mark {
+fn email_mark(item: &Node) -> Mark {
     match &item.value {
         yaml::Value::Map(entries) => entries
             .iter()

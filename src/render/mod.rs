@@ -3,6 +3,7 @@
 //! Pure: the model and theme in, the parts out; no clock, no files, no randomness, so the same
 //! input always gives the same bytes and rendered issues diff cleanly in review.
 
+pub mod confirm;
 mod html;
 pub mod markdown;
 pub mod template;

@@ -1,5 +1,5 @@
-//! Pages for a browser: the web version of an issue, the archive of past issues and the
-//! unsubscribe page.
+//! Pages for a browser: the web version of an issue, the archive of past issues, the
+//! unsubscribe page, and the sign-up form with its confirmation pages.
 //!
 //! They share the email's Maud components and theme, so an issue looks the same in the
 //! browser as in the inbox, but nothing on them is personalised (no greeting by name, no
@@ -32,6 +32,8 @@ pub enum Depth {
     Root,
     Issue,
     Unsubscribe,
+    /// `confirm/<token>`.
+    Confirm,
 }
 
 impl Depth {
@@ -39,7 +41,7 @@ impl Depth {
         match self {
             Depth::Root => "./",
             Depth::Issue => "../../",
-            Depth::Unsubscribe => "../",
+            Depth::Unsubscribe | Depth::Confirm => "../",
         }
     }
 
@@ -108,6 +110,8 @@ fn web_footer(newsletter: &Newsletter, depth: Depth, links: bool) -> Markup {
                 p.lp-footer-links {
                     a href=(depth.to_root()) { "All issues" }
                     " · "
+                    a href=(depth.href("subscribe")) { "Subscribe by email" }
+                    " · "
                     a href=(depth.href("feed.xml")) { "Atom feed" }
                 }
             }
@@ -152,9 +156,14 @@ pub fn archive_page(newsletter: &Newsletter, theme: &Theme, issues: &[&Issue]) -
         column(html! {
             (row("lp-header", html! {
                 h1.lp-title { (newsletter.name) }
+                @if let Some(description) = &newsletter.description {
+                    p.lp-description { (description) }
+                }
                 p.lp-issue-meta {
                     "All issues · "
-                    a.lp-feed-link href=(depth.href("feed.xml")) { "Subscribe to the Atom feed" }
+                    a.lp-feed-link href=(depth.href("subscribe")) { "Subscribe by email" }
+                    " · "
+                    a.lp-feed-link href=(depth.href("feed.xml")) { "Atom feed" }
                 }
             }))
             (row("lp-section lp-archive", html! {
@@ -329,6 +338,185 @@ pub fn test_link_page(newsletter: &Newsletter) -> Markup {
             p.lp-note { "Nothing was changed." }
         },
     )
+}
+
+/// What the sign-up form shows: what was typed, and what is wrong with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignupForm<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub problem: Option<&'a str>,
+}
+
+/// The name of the field a person leaves empty and a form-filling bot does not.
+pub const HONEYPOT_FIELD: &str = "website";
+
+/// The sign-up page: the address and an optional name, and a button; no script. The form
+/// posts to itself.
+pub fn subscribe_page(newsletter: &Newsletter, form: &SignupForm) -> Markup {
+    let name = newsletter.name.as_str();
+    page(
+        newsletter,
+        &format!("Subscribe to {name}"),
+        Depth::Root,
+        false,
+        panel(
+            newsletter,
+            html! {
+                h1.lp-page-heading { "Subscribe to " (name) }
+                @if let Some(description) = &newsletter.description {
+                    p { (description) }
+                }
+                form.lp-form method="post" action="subscribe" novalidate[form.problem.is_some()] {
+                    @if let Some(problem) = form.problem {
+                        p.lp-error id="lp-problem" role="alert" { (problem) }
+                    }
+                    label.lp-label for="lp-email" { "Email address" }
+                    input.lp-input id="lp-email" type="email" name="email" value=(form.email) required autocomplete="email" maxlength="254" aria-describedby=[form.problem.map(|_| "lp-problem")];
+                    label.lp-label for="lp-name" { "Name " span.lp-optional { "(optional)" } }
+                    input.lp-input id="lp-name" type="text" name="name" value=(form.name) autocomplete="name" maxlength="100";
+                    (honeypot(false))
+                    button.lp-button.lp-button-go type="submit" { "Subscribe" }
+                }
+                p.lp-note {
+                    "We will email you a link to confirm. Every issue has a link to unsubscribe with one click."
+                }
+                p.lp-note { a href="./" { "Read past issues" } }
+            },
+        ),
+    )
+}
+
+/// The field a person never sees: hidden by the site's stylesheet, or inline in the snippet
+/// for other sites (whose stylesheet we do not know).
+fn honeypot(inline: bool) -> Markup {
+    html! {
+        div.lp-hp aria-hidden="true" style=[inline.then_some("position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden")] {
+            label { "Leave this empty " input type="text" name=(HONEYPOT_FIELD) tabindex="-1" autocomplete="off"; }
+        }
+    }
+}
+
+/// After a sign-up: the same page whoever the address belongs to, so the form tells nobody
+/// who reads the newsletter.
+pub fn check_inbox_page(newsletter: &Newsletter, address: &str) -> Markup {
+    let days = crate::secret::CONFIRMATION_VALIDITY.num_days();
+    page(
+        newsletter,
+        &format!("Check your inbox · {}", newsletter.name),
+        Depth::Root,
+        false,
+        panel(
+            newsletter,
+            html! {
+                h1.lp-page-heading { "Check your inbox" }
+                p { "If " strong { (address) } " can be subscribed, an email is on its way to it with a link to confirm. The link works for " (days) " days." }
+                p.lp-note { "Nothing after a few minutes? Look in the spam folder, or " a href="subscribe" { "try again" } "." }
+            },
+        ),
+    )
+}
+
+/// Where a confirmation link stands, as its page says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmStanding {
+    /// A valid link, not yet used: one button confirms (a GET never does).
+    Ask,
+    Confirmed,
+    /// The address may not be added by the form (the editor's decision).
+    Refused,
+    /// They unsubscribed after this link was sent.
+    Superseded,
+    Expired,
+    Invalid,
+}
+
+/// The pages of a confirmation link. `masked` is the address as the page may show it.
+pub fn confirm_page(newsletter: &Newsletter, masked: &str, standing: ConfirmStanding) -> Markup {
+    let name = newsletter.name.as_str();
+    let contact = newsletter.reply_address().as_str();
+    let days = crate::secret::CONFIRMATION_VALIDITY.num_days();
+    let sign_up_again = html! {
+        p { a.lp-button.lp-button-quiet href="../subscribe" { "Sign up again" } }
+    };
+    let (heading, body) = match standing {
+        ConfirmStanding::Ask => (
+            "Confirm your subscription".to_string(),
+            html! {
+                p { "Press the button and " (masked) " will get " (name) " from the next issue on." }
+                form method="post" {
+                    button.lp-button.lp-button-go type="submit" { "Confirm subscription" }
+                }
+            },
+        ),
+        ConfirmStanding::Confirmed => (
+            "You are subscribed".to_string(),
+            html! {
+                p { (masked) " will get " (name) " from the next issue on. Every issue has a link to unsubscribe with one click." }
+                p { a href="../" { "Read past issues" } }
+            },
+        ),
+        ConfirmStanding::Refused => (
+            "We could not subscribe you".to_string(),
+            html! {
+                p { (masked) " cannot be subscribed with this form." }
+                p.lp-note { "To be added, write to " a href=(format!("mailto:{contact}")) { (contact) } "." }
+            },
+        ),
+        ConfirmStanding::Superseded => (
+            "This link is out of date".to_string(),
+            html! {
+                p { "You unsubscribed after this link was sent, so it no longer subscribes you. To come back, sign up again." }
+                (sign_up_again)
+            },
+        ),
+        ConfirmStanding::Expired => (
+            "This link has expired".to_string(),
+            html! {
+                p { "Confirmation links work for " (days) " days. Sign up again and we will send you a new one." }
+                (sign_up_again)
+            },
+        ),
+        ConfirmStanding::Invalid => (
+            "This link does not work".to_string(),
+            html! {
+                p { "The confirmation link may have been cut short when it was copied. Use the whole link from the email, or sign up again." }
+                (sign_up_again)
+            },
+        ),
+    };
+    page(
+        newsletter,
+        &format!("{heading} · {name}"),
+        Depth::Confirm,
+        false,
+        panel(
+            newsletter,
+            html! {
+                h1.lp-page-heading { (heading) }
+                (body)
+            },
+        ),
+    )
+}
+
+/// The sign-up form to paste into another site: a plain form posting to `action`, no
+/// script, its honeypot hidden inline.
+pub fn signup_snippet(newsletter: &Newsletter, action: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            label for="letterpress-email" { "Email address" }
+            " "
+            input id="letterpress-email" type="email" name="email" required autocomplete="email";
+            " "
+            label for="letterpress-name" { "Name (optional)" }
+            " "
+            input id="letterpress-name" type="text" name="name" autocomplete="name";
+            (honeypot(true))
+            " "
+            button type="submit" { "Subscribe to " (newsletter.name) }
+        }
+    }
 }
 
 /// A narrow card in the theme's look, for the small pages.

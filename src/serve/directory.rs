@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
 use crate::model::address::AddressKey;
-use crate::model::subscriber::Subscriber;
+use crate::model::subscriber::{Subscriber, SubscriberStatus};
 use crate::secret::Secret;
 
 /// Someone a valid token names.
@@ -16,9 +16,26 @@ use crate::secret::Secret;
 pub struct Holder {
     /// The address as the ledger keys it.
     pub key: AddressKey,
-    /// Whether the list has them as an active subscriber (the ledger may still suppress
-    /// them).
-    pub on_list: bool,
+    /// How the subscriber list has them (the ledger may still suppress them, or have them
+    /// as a web sign-up).
+    pub listing: Listing,
+}
+
+/// How the subscriber list has an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Active,
+    /// Marked `status: unsubscribed`: the editor's word, which the sign-up form respects.
+    Unsubscribed,
+    /// Not in the file (a web sign-up, or someone since removed).
+    Absent,
+}
+
+impl Holder {
+    /// Whether the list has them as an active subscriber.
+    pub fn on_list(&self) -> bool {
+        self.listing == Listing::Active
+    }
 }
 
 struct Entry {
@@ -42,21 +59,36 @@ impl Directory {
         subscribers: &[Subscriber],
         known_addresses: impl IntoIterator<Item = AddressKey>,
     ) -> Directory {
-        let mut by_token = HashMap::with_capacity(subscribers.len());
-        let mut add = |key: AddressKey, on_list: bool| {
-            let token = secret.unsubscribe_token(list_id, &key);
-            by_token.entry(token.clone()).or_insert(Entry {
-                token,
-                holder: Holder { key, on_list },
-            });
+        let mut directory = Directory {
+            by_token: HashMap::with_capacity(subscribers.len()),
         };
         for subscriber in subscribers {
-            add(subscriber.email.key(), subscriber.is_active());
+            let listing = match subscriber.status {
+                SubscriberStatus::Active => Listing::Active,
+                SubscriberStatus::Unsubscribed => Listing::Unsubscribed,
+            };
+            directory.add(secret, list_id, subscriber.email.key(), listing);
         }
         for key in known_addresses {
-            add(key, false);
+            directory.add(secret, list_id, key, Listing::Absent);
         }
-        Directory { by_token }
+        directory
+    }
+
+    /// A directory with nobody in it yet.
+    pub fn empty() -> Directory {
+        Directory {
+            by_token: HashMap::new(),
+        }
+    }
+
+    /// Adds the token of `key`, unless it is there already.
+    pub fn add(&mut self, secret: &Secret, list_id: &str, key: AddressKey, listing: Listing) {
+        let token = secret.unsubscribe_token(list_id, &key);
+        self.by_token.entry(token.clone()).or_insert(Entry {
+            token,
+            holder: Holder { key, listing },
+        });
     }
 
     /// The holder of `presented`, if it is a token this newsletter issued. Whatever is wrong
@@ -124,18 +156,18 @@ mod tests {
             directory.find(&ada),
             Some(&Holder {
                 key: key("ada@example.com"),
-                on_list: true
+                listing: Listing::Active
             })
         );
         let gone = secret.unsubscribe_token("weekly.example.com", &key("gone@example.net"));
         assert_eq!(
-            directory.find(&gone).map(|holder| holder.on_list),
-            Some(false)
+            directory.find(&gone).map(|holder| holder.listing),
+            Some(Listing::Absent)
         );
         let bob = secret.unsubscribe_token("weekly.example.com", &key("bob@example.org"));
         assert_eq!(
-            directory.find(&bob).map(|holder| holder.on_list),
-            Some(false)
+            directory.find(&bob).map(|holder| holder.listing),
+            Some(Listing::Unsubscribed)
         );
 
         let other_list = secret.unsubscribe_token("other.example.com", &key("ada@example.com"));

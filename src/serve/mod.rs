@@ -1,5 +1,6 @@
 //! `letterpress serve`: the other end of the unsubscribe links in every email (one-click,
-//! RFC 8058), and the web archive of the issues that went out, over HTTP.
+//! RFC 8058), the sign-up form with its double opt-in, and the web archive of the issues
+//! that went out, over HTTP.
 //!
 //! Meant to run behind a TLS reverse proxy. What keeps it safe to expose: tokens are HMACs
 //! under the newsletter's secret, looked up and compared in constant time, and every bad
@@ -9,20 +10,22 @@
 //! ledger is written through SQLite's WAL with a busy timeout, so a `send` or `run` writing at
 //! the same time only makes a request wait.
 //!
-//! `server` accepts connections and bounds them, `routes` answers requests, `site` keeps the
-//! files as of their last change.
+//! `server` accepts connections and bounds them, `routes` answers requests, `signup` is the
+//! sign-up form and its confirmation links, `site` keeps the files as of their last change.
 
 pub mod directory;
 mod head;
 pub mod limit;
 mod routes;
 mod server;
+mod signup;
 mod site;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::delivery::transport::Destination;
 use crate::secret::Secret;
 use crate::workspace::Workspace;
 use limit::RateLimiter;
@@ -60,6 +63,12 @@ struct Shared {
     archive: Mutex<Option<CachedArchive>>,
     images: Mutex<Option<site::CachedImages>>,
     limiter: Mutex<RateLimiter>,
+    /// Where confirmation emails go; `None` when the relay's settings are unusable, and
+    /// sign-ups are closed.
+    destination: Option<Destination>,
+    /// Readers confirmed since the site was read: their unsubscribe links must work before
+    /// the next reload (which finds them in the ledger).
+    late: Mutex<directory::Directory>,
 }
 
 impl Shared {

@@ -1,6 +1,7 @@
 //! What each request gets: the unsubscribe pages (one-click POST, the page, resubscribe), the
-//! archive, its pages and feed, and the answers every route shares (security headers, rate
-//! limit, the one 404 for every bad token).
+//! sign-up form and its confirmation links (in `signup`), the archive, its pages and feed,
+//! and the answers every route shares (security headers, rate limit, the one 404 for every
+//! bad token).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,7 +38,13 @@ impl Shared {
                 NO_STORE,
             );
         }
-        let Some(holder) = site.directory.find(token) else {
+        // Readers who confirmed a web sign-up since the site was read are in `late`.
+        let found = site
+            .directory
+            .find(token)
+            .cloned()
+            .or_else(|| lock(&self.late).find(token).cloned());
+        let Some(holder) = found else {
             return invalid_link(&site.newsletter);
         };
         let masked = mask_address(holder.key.as_str());
@@ -61,7 +68,9 @@ impl Shared {
             let standing = match ledger.suppression(&holder.key)? {
                 Some(suppression) if suppression.is_own() => Standing::UnsubscribedThemselves,
                 Some(_) => Standing::SuppressedByEditor,
-                None if holder.on_list => Standing::Receiving,
+                None if holder.on_list() || ledger.is_confirmed_signup(&holder.key)? => {
+                    Standing::Receiving
+                }
                 None => Standing::NotReceiving,
             };
             Ok((action, standing))
@@ -104,12 +113,12 @@ impl Intent {
     }
 }
 
-const NO_STORE: &str = "no-store";
+pub(super) const NO_STORE: &str = "no-store";
 const SHORT_CACHE: &str = "public, max-age=300";
 /// For content whose URL changes with its bytes (images named by their hash).
 const IMMUTABLE_CACHE: &str = "public, max-age=31536000, immutable";
 
-fn html(status: StatusCode, body: String, cache: &'static str) -> Response {
+pub(super) fn html(status: StatusCode, body: String, cache: &'static str) -> Response {
     (
         status,
         [
@@ -130,7 +139,7 @@ fn invalid_link(newsletter: &Newsletter) -> Response {
     )
 }
 
-fn unavailable(newsletter: &Newsletter, depth: Depth) -> Response {
+pub(super) fn unavailable(newsletter: &Newsletter, depth: Depth) -> Response {
     let mut response = html(
         StatusCode::SERVICE_UNAVAILABLE,
         web::problem_page(
@@ -158,7 +167,7 @@ fn plain_not_found() -> Response {
 }
 
 /// Runs `work` where it may block (files, SQLite, HMACs), off the async workers.
-async fn blocking(
+pub(super) async fn blocking(
     shared: Arc<Shared>,
     work: impl FnOnce(&Shared) -> Response + Send + 'static,
 ) -> Response {
@@ -315,6 +324,13 @@ async fn image(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> R
 async fn not_found(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
     if uri.path().starts_with("/unsubscribe/") {
         blocking(shared, |shared| invalid_link(&shared.site().newsletter)).await
+    } else if uri.path().starts_with("/confirm/") {
+        blocking(shared, |shared| {
+            let page =
+                web::confirm_page(&shared.site().newsletter, "", web::ConfirmStanding::Invalid);
+            html(StatusCode::NOT_FOUND, page.into_string(), NO_STORE)
+        })
+        .await
     } else {
         plain_not_found()
     }
@@ -374,6 +390,14 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe_post),
+        )
+        .route(
+            "/subscribe",
+            get(super::signup::subscribe_page).post(super::signup::subscribe_post),
+        )
+        .route(
+            "/confirm/{token}",
+            get(super::signup::confirm_page).post(super::signup::confirm_post),
         )
         .fallback(not_found)
         .with_state(shared.clone())

@@ -30,6 +30,8 @@ pub struct Config {
     pub secret: Secret,
     pub listen: SocketAddr,
     pub rate: Rate,
+    /// Where confirmation emails of web sign-ups go (`None`: sign-ups are closed).
+    pub destination: Option<crate::delivery::transport::Destination>,
 }
 
 /// A bound server, ready to run.
@@ -68,6 +70,8 @@ impl Server {
             archive: Mutex::new(None),
             images: Mutex::new(None),
             limiter: Mutex::new(RateLimiter::new(config.rate)),
+            destination: config.destination,
+            late: Mutex::new(super::directory::Directory::empty()),
         });
         Ok(Server {
             listener,

@@ -22,6 +22,8 @@ use chrono::{DateTime, Utc};
 /// The settings, theme and token directory, as of the files' last change.
 pub(super) struct Site {
     stamp: Stamp,
+    /// What tokens are signed with (`Ledger::list_key`).
+    pub list_key: String,
     pub newsletter: Newsletter,
     pub theme: Theme,
     pub directory: Directory,
@@ -123,6 +125,7 @@ impl Site {
         let directory = Directory::build(secret, &list_key, &subscribers, known);
         Ok(Site {
             stamp,
+            list_key,
             newsletter,
             theme,
             directory,

@@ -42,6 +42,8 @@ fn load(url: &str, width: u32, height: u32, png: &Path) -> Vec<String> {
             // internet) cost no traffic and the run stays on this machine.
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
             "--hide-scrollbars",
+            // Waits for the page to settle, including a form's navigation (`posting`).
+            "--virtual-time-budget=5000",
             "--enable-logging=stderr",
             "--v=0",
         ])
@@ -167,5 +169,95 @@ fn the_web_version_archive_and_unsubscribe_pages_render_cleanly_on_phone_and_des
         "console errors:\n{}",
         problems.join("\n")
     );
+    eprintln!("screenshots in {}", dir.display());
+}
+
+/// A page that POSTs `body` (form fields) to `url` as it loads: how a screenshot of what a
+/// form's answer looks like is taken. Its own script runs on a `data:` page, never on ours.
+fn posting(url: &str, fields: &[(&str, &str)]) -> String {
+    let inputs: String = fields
+        .iter()
+        .map(|(name, value)| format!("<input type=hidden name={name} value='{value}'>"))
+        .collect();
+    format!(
+        "data:text/html,<form method=post action='{url}'>{inputs}</form><script>document.forms[0].submit()</script>"
+    )
+}
+
+#[test]
+fn the_sign_up_and_confirmation_pages_render_cleanly_on_phone_and_desktop() {
+    if !chromium_installed() {
+        return;
+    }
+    let workspace = TestWorkspace::example();
+    workspace.replace(
+        "newsletter.yaml",
+        "language: en\n",
+        "language: en\ndescription: \"Ten minutes every Monday on what changed in AI, and why it matters.\"\n",
+    );
+    let server = ServeProcess::start(&workspace);
+    let secret = Secret::from_passphrase(SECRET).unwrap();
+    let reader =
+        letterpress::model::address::EmailAddress::parse("new.reader@example.org").unwrap();
+    let issued = chrono::DateTime::parse_from_rfc3339("2021-08-16T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let token = secret.confirmation_token(LIST_ID, &reader, issued);
+    let expired = secret.confirmation_token(LIST_ID, &reader, issued - chrono::Duration::days(8));
+    let pages = [
+        ("subscribe", server.url("/subscribe")),
+        (
+            "subscribe-check-inbox",
+            posting(
+                &server.url("/subscribe"),
+                &[("email", "new.reader@example.org"), ("name", "New Reader")],
+            ),
+        ),
+        (
+            "subscribe-invalid",
+            posting(
+                &server.url("/subscribe"),
+                &[("email", "new.reader@"), ("name", "New Reader")],
+            ),
+        ),
+        ("confirm", server.url(&format!("/confirm/{token}"))),
+        (
+            "confirmed",
+            posting(&server.url(&format!("/confirm/{token}")), &[]),
+        ),
+        (
+            "confirm-expired",
+            server.url(&format!("/confirm/{expired}")),
+        ),
+        ("confirm-invalid", server.url("/confirm/not-a-valid-token")),
+    ];
+    let dir = screenshots_dir();
+    let mut problems = Vec::new();
+    for (name, url) in &pages {
+        for (device, width, height) in WIDTHS {
+            let png = dir.join(format!("{name}-{device}.png"));
+            let console = load(url, width, height, &png);
+            if !console.is_empty() {
+                problems.push(format!("{name} at {device} width: {console:?}"));
+            }
+            assert_eq!(png_size(&png), (width, height), "{}", png.display());
+            assert!(
+                std::fs::metadata(&png).unwrap().len() > 2_000,
+                "{} is blank",
+                png.display()
+            );
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "console errors:\n{}",
+        problems.join("\n")
+    );
+    // The form's answer really was what the screenshots show.
+    let signup = workspace
+        .ledger()
+        .signup(&crate::support::key("new.reader@example.org"))
+        .unwrap();
+    assert!(signup.is_some_and(|signup| signup.is_confirmed()));
     eprintln!("screenshots in {}", dir.display());
 }

@@ -129,7 +129,7 @@ fn settings_problems_stop_nothing_else_from_being_checked() {
     assert_eq!(errors.len(), 2, "{}", run.stdout);
     assert_eq!(
         errors[0],
-        "newsletter.yaml:6:1: colour: unknown field; expected one of: name, from, reply_to, postal_address, site_url, language, subscribers, theme, schedule, delivery, test_recipients"
+        "newsletter.yaml:6:1: colour: unknown field; expected one of: name, description, from, reply_to, postal_address, site_url, language, subscribers, theme, schedule, delivery, test_recipients"
     );
     assert!(
         errors[1]
@@ -280,14 +280,16 @@ fn two_ready_issues_for_one_slot_are_an_error_and_a_draft_due_soon_a_warning() {
 }
 
 #[test]
-fn subscribers_on_the_ledgers_suppression_list_are_counted_in_the_list_row() {
+fn subscribers_on_the_ledgers_suppression_list_are_counted_in_the_list_row_and_noted() {
     let workspace = TestWorkspace::example();
     {
         std::fs::create_dir_all(workspace.path(".letterpress")).unwrap();
         let mut ledger =
             letterpress::ledger::Ledger::open(&workspace.path(".letterpress/ledger.sqlite3"))
                 .unwrap();
-        let now = chrono::Utc::now();
+        let now = chrono::DateTime::parse_from_rfc3339("2021-08-16T12:00:00Z")
+            .unwrap()
+            .to_utc();
         ledger
             .suppress(&key("ada.okafor@example.com"), &Source::OneClick, None, now)
             .unwrap();
@@ -302,9 +304,13 @@ fn subscribers_on_the_ledgers_suppression_list_are_counted_in_the_list_row() {
     let run = workspace.run(&["check"]);
     assert_eq!(run.status, 0, "{run:?}");
     let (stdout, sizes) = mask_sizes(&run.stdout);
+    // Active entries the ledger suppresses are notes, not errors: the check passes.
     assert_eq!(
         stdout,
-        "newsletter.yaml           ok\n\
+        "subscribers.example.yaml:2:10: note: [0].email: `ada.okafor@example.com` is suppressed (one-click since 2021-08-16): it gets no mail; remove the entry, or `letterpress subscribers lift ada.okafor@example.com`\n\
+         subscribers.example.yaml:22:10: note: [4].email: `reader42@example.com` is suppressed (manual since 2021-08-16): it gets no mail; remove the entry, or `letterpress subscribers lift reader42@example.com`\n\
+         \n\
+         newsletter.yaml           ok\n\
          subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed, 2 suppressed\n\
          issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML <size>\n\
          check passed\n"

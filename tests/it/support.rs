@@ -206,10 +206,18 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn start(workspace: &TestWorkspace) -> ServeProcess {
+        ServeProcess::start_with(workspace, &[])
+    }
+
+    /// The same, with more environment (a relay for confirmation emails, a clock).
+    pub fn start_with(workspace: &TestWorkspace, env: &[(&str, &str)]) -> ServeProcess {
         use std::io::BufRead;
         let log = std::fs::File::create(workspace.path("serve.log")).unwrap();
-        let mut child = workspace
-            .std_command()
+        let mut command = workspace.std_command();
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
             .env("LETTERPRESS_SECRET", SECRET)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(std::process::Stdio::piped())
