@@ -17,6 +17,7 @@ pub mod lint;
 pub mod logging;
 pub mod message;
 pub mod model;
+pub mod preview;
 pub mod render;
 pub mod scaffold;
 pub mod schedule;
