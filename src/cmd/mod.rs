@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod new;
+pub mod preview;
 mod print;
 pub mod render;
 pub mod run;
