@@ -10,6 +10,7 @@ mod interrupt;
 mod long_running;
 mod lost_or_twice;
 mod new;
+mod preview;
 mod render;
 mod schedule;
 mod send;
