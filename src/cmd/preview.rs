@@ -10,6 +10,7 @@ use crate::diagnostic::Invalid;
 use crate::model::address::EmailAddress;
 use crate::preview::{Level, Options, Preview, PreviewServer, Sources};
 use crate::signals::{Announce, Signals};
+use crate::units::plural;
 
 pub struct PreviewArgs<'a> {
     pub issue: Option<&'a str>,
@@ -66,12 +67,18 @@ pub fn run(context: &Context, args: PreviewArgs) -> anyhow::Result<ExitCode> {
         println!("Previewing on http://{address}/ (Ctrl-C stops it)");
         let snapshot = preview.snapshot();
         match (&snapshot.issue_file, &snapshot.shown) {
-            (Some(file), Some(shown)) => println!(
-                "{file} as {} gets it: {} errors, {} warnings; saving any file of the workspace shows it again",
-                shown.reader,
-                snapshot.count(Level::Error),
-                snapshot.count(Level::Warning)
-            ),
+            (Some(file), Some(shown)) => {
+                let (errors, warnings) = (
+                    snapshot.count(Level::Error) as u64,
+                    snapshot.count(Level::Warning) as u64,
+                );
+                println!(
+                    "{file} as {} gets it: {errors} error{}, {warnings} warning{}; saving any file of the workspace shows it again",
+                    shown.reader,
+                    plural(errors),
+                    plural(warnings)
+                );
+            }
             _ => {
                 for problem in &snapshot.problems {
                     eprintln!("{}", problem.text);

@@ -75,6 +75,8 @@ pub(super) struct Outcome {
 pub(super) struct Watched {
     pub files: Vec<PathBuf>,
     pub folders: Vec<PathBuf>,
+    /// The list among `files`, if the settings named one.
+    subscribers: Option<PathBuf>,
 }
 
 impl Watched {
@@ -83,7 +85,7 @@ impl Watched {
     /// folders.
     fn of(workspace: &Workspace, subscribers: Option<PathBuf>, issue: Option<&Path>) -> Watched {
         let mut files = vec![workspace.path(NEWSLETTER_FILE)];
-        files.extend(subscribers);
+        files.extend(subscribers.clone());
         files.extend(issue.map(Path::to_path_buf));
         let mut folders = vec![workspace.path(ISSUES_DIR), workspace.path(IMAGES_DIR)];
         // Every theme's folder, so a change of `theme:` and an edit to the new one are both
@@ -96,11 +98,11 @@ impl Watched {
             themes.sort();
             folders.extend(themes);
         }
-        Watched { files, folders }
-    }
-
-    fn subscribers(&self) -> Option<PathBuf> {
-        self.files.get(1).cloned()
+        Watched {
+            files,
+            folders,
+            subscribers,
+        }
     }
 }
 
@@ -147,7 +149,9 @@ pub(super) fn look(sources: &Sources, previous: &Watched) -> Outcome {
     let explicit_path = sources.options.issue.as_ref().and(issue_path.as_deref());
     let watched = Watched::of(
         workspace,
-        subscribers_file.clone().or_else(|| previous.subscribers()),
+        subscribers_file
+            .clone()
+            .or_else(|| previous.subscribers.clone()),
         explicit_path,
     );
 

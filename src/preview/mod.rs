@@ -201,3 +201,78 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+
+    const ISSUE: &str = "issues/2021-08-23.yaml";
+
+    /// The repository's example workspace, copied.
+    fn example() -> (tempfile::TempDir, Preview) {
+        let dir = tempfile::tempdir().unwrap();
+        let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir(dir.path().join("issues")).unwrap();
+        for file in ["newsletter.yaml", "subscribers.example.yaml", ISSUE] {
+            std::fs::copy(repository.join(file), dir.path().join(file)).unwrap();
+        }
+        let preview = Preview::open(Sources {
+            workspace: Workspace::new(dir.path()),
+            state: StateDir::of(dir.path()),
+            secret: Secret::from_passphrase(&"x".repeat(32)).unwrap(),
+            clock: Arc::new(FixedClock::new("2021-08-16T12:00:00Z".parse().unwrap())),
+            options: Options::default(),
+        });
+        (dir, preview)
+    }
+
+    fn edit(dir: &tempfile::TempDir, from: &str, to: &str) {
+        let path = dir.path().join(ISSUE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from));
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn subject(snapshot: &Snapshot) -> &str {
+        &snapshot.shown.as_ref().unwrap().inbox.desktop_subject.shown
+    }
+
+    #[test]
+    fn a_broken_save_keeps_the_last_good_render_and_a_fixed_one_replaces_it() {
+        let (dir, preview) = example();
+        let first = preview.refresh();
+        assert_eq!(first.issue_file.as_deref(), Some(ISSUE));
+        assert!(subject(&first).starts_with("Global AI Weekly #1"));
+        assert_eq!(first.count(Level::Error), 0, "{:?}", first.problems);
+        assert!(!first.is_stale());
+        assert_eq!(
+            first.shown.as_ref().unwrap().reader,
+            "Ada Okafor <ada.okafor@example.com>"
+        );
+        assert_eq!(preview.refresh().version, first.version, "nothing changed");
+
+        edit(&dir, "number: 1\n", "number: one\n");
+        let broken = preview.refresh();
+        assert_eq!(broken.version, first.version + 1);
+        assert!(broken.is_stale());
+        assert_eq!(broken.shown_version, first.version);
+        assert_eq!(subject(&broken), subject(&first));
+        assert_eq!(broken.problems[0].level, Level::Error);
+        assert!(
+            broken.problems[0]
+                .text
+                .starts_with("issues/2021-08-23.yaml:1:9: number: "),
+            "{:?}",
+            broken.problems
+        );
+
+        edit(&dir, "number: one\n", "number: 2\n");
+        edit(&dir, "subject: \"Global AI Weekly #1", "subject: \"Second");
+        let fixed = preview.refresh();
+        assert!(!fixed.is_stale());
+        assert_eq!(fixed.shown_version, fixed.version);
+        assert!(subject(&fixed).starts_with("Second"), "{}", subject(&fixed));
+        assert!(!dir.path().join(".letterpress").exists());
+    }
+}
