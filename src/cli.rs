@@ -275,6 +275,40 @@ copy by stopping `run` and `serve` and copying it to .letterpress/ledger.sqlite3
         file: PathBuf,
     },
 
+    /// Show the issue being written in a browser, as it will arrive, again at every save.
+    #[command(
+        long_about = "Show the issue being written in a browser, as it will arrive, again at every save.\n\n\
+A local page with the email at a phone's width (375 px) and a desktop's (700 px) side by side, \
+a light/dark switch (the theme's dark-mode rules applied), the plain-text part, and the inbox \
+line (From name, subject and preheader) cut where Gmail cuts them. Above it, the problems \
+`letterpress check` finds in the issue and the files around it; while the issue does not \
+render, the last version that did stays below them. It shows the issue again within a second \
+of any file of the workspace being saved (the issue, the settings, the list, the theme, \
+images).\n\n\
+It is shown for the first reader `send` would mail (or --as ADDR), with their greeting and \
+unsubscribe link. Without ISSUE it follows the issue file saved last. Nothing is written: no \
+ledger, no secret.",
+        after_help = "Examples:\n  letterpress preview                         # http://127.0.0.1:4000/\n  \
+letterpress preview 2021-08-23 --as ada@example.com\n  \
+letterpress preview --listen 127.0.0.1:4100\n\n\
+Stops on Ctrl-C."
+    )]
+    Preview {
+        /// The issue file, or its name (2021-08-23); the issue file saved last when omitted.
+        #[arg(value_name = "ISSUE")]
+        issue: Option<String>,
+        /// The address and port to listen on (loopback unless --allow-remote).
+        #[arg(long, value_name = "ADDR:PORT", default_value = crate::preview::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Show the issue as this reader gets it (their name and link when on the list).
+        #[arg(long = "as", value_name = "ADDR")]
+        reader: Option<String>,
+        /// Allow a --listen address other machines can reach (they would see a reader's
+        /// address and unsubscribe link).
+        #[arg(long)]
+        allow_remote: bool,
+    },
+
     /// What was sent, failed, deferred or left uncertain.
     #[command(
         after_help = "Examples:\n  letterpress status 2021-08-23\n  letterpress status 2021-08-23 --json"

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod manual;
 pub mod message;
 pub mod model;
+pub mod preview;
 pub mod render;
 pub mod scaffold;
 pub mod schedule;

@@ -61,6 +61,20 @@ fn main() -> ExitCode {
         ),
         Command::Run { once, outbox } => cmd::run::run(&context, *once, *outbox),
         Command::Serve { listen } => cmd::serve::run(&context, *listen),
+        Command::Preview {
+            issue,
+            listen,
+            reader,
+            allow_remote,
+        } => cmd::preview::run(
+            &context,
+            cmd::preview::PreviewArgs {
+                issue: issue.as_deref(),
+                listen: *listen,
+                reader: reader.as_deref(),
+                allow_remote: *allow_remote,
+            },
+        ),
         Command::Status { issue, json } => cmd::status::run(&context, issue.as_deref(), *json),
         Command::Subscribers { command } => cmd::subscribers::run(&context, command),
         Command::Backup { file } => cmd::backup::run(&context, file),

@@ -6,6 +6,7 @@ pub mod check;
 pub mod init;
 pub mod manual;
 pub mod new;
+pub mod preview;
 mod print;
 pub mod render;
 pub mod run;

@@ -12,6 +12,7 @@ mod local_images;
 mod long_running;
 mod lost_or_twice;
 mod new;
+mod preview;
 mod render;
 mod schedule;
 mod send;
