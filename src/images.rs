@@ -68,11 +68,16 @@ pub enum ImageError {
         "`{0}` is not a path inside the workspace: write it like images/picture.png, without `..`"
     )]
     Outside(String),
+    #[error("`{0}` leads outside the workspace (a link to `{1}`); keep the picture itself in it")]
+    LinksOutside(String, String),
     #[error("`{0}`: file not found")]
     NotFound(String),
     #[error("`{0}` is not a regular file")]
     NotRegular(String),
-    #[error("`{path}` is {size} bytes, over the 1 MiB limit for an image in an email")]
+    #[error(
+        "`{path}` is {}, over the 1 MiB limit for an image in an email; make it smaller (a 1200 px wide JPEG or PNG is usually under 200 KiB)",
+        crate::units::human_size(*size as usize)
+    )]
     TooBig { path: String, size: u64 },
     #[error("`{0}` is not a PNG, JPEG, GIF or WebP image (by its content)")]
     NotAnImage(String),
@@ -126,7 +131,10 @@ pub fn read(root: &Path, relative: &str) -> Result<(ImageFile, Vec<u8>), ImageEr
     };
     let real_root = root.canonicalize().map_err(unreadable)?;
     if !real.starts_with(&real_root) {
-        return Err(ImageError::Outside(relative.to_string()));
+        return Err(ImageError::LinksOutside(
+            relative.to_string(),
+            real.display().to_string(),
+        ));
     }
     let metadata = std::fs::metadata(&real).map_err(unreadable)?;
     if !metadata.is_file() {

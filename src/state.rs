@@ -57,6 +57,43 @@ impl StateDir {
             .to_string()
     }
 
+    /// Why `target` must not receive a backup of the ledger, if it must not. A backup replaces
+    /// only an earlier backup (an SQLite file) outside `.letterpress/`: never the list, an
+    /// issue, a device, or the ledger and its WAL, whose loss would mail readers who left.
+    pub fn backup_target_problem(&self, target: &Path) -> Option<String> {
+        let parent = match target.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let Ok(real_parent) = parent.canonicalize() else {
+            return Some(format!("the folder `{}` does not exist", parent.display()));
+        };
+        if let Ok(state) = self.path.canonicalize()
+            && real_parent.starts_with(&state)
+        {
+            return Some(format!(
+                "it is inside {}, beside the ledger; back it up to another folder",
+                self.display("")
+            ));
+        }
+        let metadata = match std::fs::metadata(target) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(error) => return Some(error.to_string()),
+        };
+        if !metadata.is_file() {
+            return Some("it exists and is not a regular file".into());
+        }
+        let mut header = [0u8; 16];
+        let is_sqlite = std::fs::File::open(target)
+            .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut header))
+            .is_ok()
+            && &header == b"SQLite format 3\0";
+        (!is_sqlite).then(|| {
+            "it exists and is not an earlier backup (an SQLite file); choose another name, or remove it first".into()
+        })
+    }
+
     pub fn ledger_path(&self) -> PathBuf {
         self.path.join(LEDGER_FILE)
     }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::Context;
+use crate::diagnostic::Invalid;
 use crate::units::human_size;
 
 pub fn run(context: &Context, file: &Path) -> anyhow::Result<ExitCode> {
@@ -15,11 +16,9 @@ pub fn run(context: &Context, file: &Path) -> anyhow::Result<ExitCode> {
         );
     };
     let target = context.workspace.path(file);
-    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
-    if same(&target, &context.state.ledger_path()) {
-        anyhow::bail!(
-            "`{}` is the ledger itself; back it up to another file",
-            file.display()
+    if let Some(problem) = context.state.backup_target_problem(&target) {
+        return Err(
+            Invalid::usage(format!("cannot back up to `{}`: {problem}", file.display())).into(),
         );
     }
     // Written beside the target and renamed over it: a backup cut short never replaces a

@@ -288,6 +288,52 @@ fn a_backup_is_a_ledger_that_opens_with_everything_in_it() {
             .source,
         Source::Manual
     );
-    let refused = workspace.run(&["backup", ".letterpress/ledger.sqlite3"]);
-    assert_eq!(refused.status, 1);
+    // Again to the same file: an earlier backup is replaced.
+    assert_eq!(workspace.run(&["backup", "b.sqlite3"]).status, 0);
+}
+
+#[test]
+fn a_backup_never_replaces_the_list_the_ledger_or_its_wal_or_a_device() {
+    let workspace = workspace();
+    workspace.run(&["subscribers", "remove", "ada@example.com"]);
+    let list_before = workspace.read("subscribers.example.yaml");
+    for (target, why) in [
+        (
+            "subscribers.example.yaml",
+            "it exists and is not an earlier backup (an SQLite file); choose another name, or remove it first",
+        ),
+        (
+            ".letterpress/ledger.sqlite3",
+            "it is inside .letterpress/, beside the ledger; back it up to another folder",
+        ),
+        (
+            ".letterpress/ledger.sqlite3-wal",
+            "it is inside .letterpress/, beside the ledger; back it up to another folder",
+        ),
+        ("/dev/null", "it exists and is not a regular file"),
+        ("issues", "it exists and is not a regular file"),
+    ] {
+        let refused = workspace.run(&["backup", target]);
+        assert_eq!(refused.status, 2, "{target}: {refused:?}");
+        assert_eq!(
+            refused.stderr,
+            format!("error: cannot back up to `{target}`: {why}\n"),
+            "{target}"
+        );
+    }
+    assert_eq!(workspace.read("subscribers.example.yaml"), list_before);
+    let ledger = workspace.ledger();
+    assert!(
+        ledger
+            .suppression(&key("ada@example.com"))
+            .unwrap()
+            .is_some()
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
 }
