@@ -55,6 +55,7 @@ impl Archive {
     ) -> (Archive, Vec<String>) {
         let mut issues = Vec::new();
         let mut left_out = Vec::new();
+        let sent_images = sent_images(workspace);
         for sent_issue in sent {
             let path = workspace.issue_path(sent_issue.issue.as_str());
             let file = workspace.display(&path);
@@ -62,8 +63,18 @@ impl Archive {
                 let shown = format!("{file} (as sent)");
                 match crate::workspace::decode_issue(snapshot, sent_issue.issue.clone(), &shown) {
                     (Some(mut issue), _) => {
-                        // Its images are the workspace's (a snapshot keeps only the text).
-                        workspace.resolve_images(&mut issue, &shown, &mut Default::default());
+                        // Its images as they went out, kept beside the snapshot; the
+                        // workspace's for an issue sent before they were kept.
+                        let id = sent_issue.issue.as_str();
+                        crate::workspace::resolve_images_with(
+                            &mut issue,
+                            &shown,
+                            &mut Default::default(),
+                            &|relative| match sent_images.read(id, relative) {
+                                Some(kept) => Ok(kept),
+                                None => crate::images::read(workspace.root(), relative),
+                            },
+                        );
                         issues.push(ArchivedIssue {
                             issue,
                             first_sent: sent_issue.first_sent,
@@ -236,7 +247,12 @@ impl Archive {
                 .expect("every archived issue has a page");
             files.push((format!("issues/{id}/{INDEX}"), html.into_bytes()));
         }
+        let sent_images = sent_images(workspace);
         for (published, relative) in self.images() {
+            if let Some((_, bytes)) = sent_images.by_name(&published) {
+                files.push((format!("{IMAGES}/{published}"), bytes));
+                continue;
+            }
             let (file, bytes) = crate::images::read(workspace.root(), &relative)
                 .with_context(|| format!("cannot copy the image `{relative}`"))?;
             anyhow::ensure!(
@@ -258,6 +274,11 @@ impl Archive {
         }
         Ok(written)
     }
+}
+
+/// The images kept at each issue's first send, in the workspace's state folder.
+fn sent_images(workspace: &Workspace) -> crate::images::SentImages {
+    crate::images::SentImages::in_state(crate::state::StateDir::of(workspace.root()).path())
 }
 
 /// Feeds want an offset; ours are all UTC.

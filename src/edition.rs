@@ -21,6 +21,8 @@ pub struct Edition {
     /// The issue file's text as it was read and checked: kept by the first send as the
     /// issue's snapshot, which the archive shows.
     pub issue_source: String,
+    /// The workspace's folder, where the issue's local images are.
+    pub root: std::path::PathBuf,
 }
 
 impl Edition {
@@ -46,6 +48,7 @@ impl Edition {
                 list,
                 issue_file: workspace.display(&path),
                 issue_source,
+                root: workspace.root().to_path_buf(),
             },
             warnings,
         })

@@ -157,6 +157,110 @@ pub fn read(root: &Path, relative: &str) -> Result<(ImageFile, Vec<u8>), ImageEr
     Ok((file, bytes))
 }
 
+/// Where an issue's local image is read from, by the path the issue gives.
+pub type ReadImage<'a> = dyn Fn(&str) -> Result<(ImageFile, Vec<u8>), ImageError> + 'a;
+
+/// The local images of sent issues, kept in `.letterpress/images/` as they went out: an
+/// editor who saves a new `chart.png` for next week must not break the picture in last week's
+/// emails, which name the old one (`chart-1a2b3c4d.png`). Each issue's first send keeps its
+/// images and a list of them (`<issue>.sent`, a line `relative<TAB>published` each), as the
+/// ledger keeps the issue's text.
+pub struct SentImages {
+    dir: PathBuf,
+}
+
+impl SentImages {
+    /// The store in the state folder `state` (`.letterpress/`).
+    pub fn in_state(state: &Path) -> SentImages {
+        SentImages {
+            dir: state.join("images"),
+        }
+    }
+
+    /// Keeps the images `issue` shows, read from the workspace at `root`, unless its first
+    /// send kept them already. An image whose file changed since the issue was checked (so
+    /// it no longer has the name the emails carry) is left to the workspace.
+    pub fn keep<'a>(
+        &self,
+        issue: &str,
+        root: &Path,
+        images: impl Iterator<Item = &'a ImageFile>,
+    ) -> std::io::Result<()> {
+        let list = self.dir.join(format!("{issue}.sent"));
+        if list.exists() {
+            return Ok(());
+        }
+        let mut lines = String::new();
+        for image in images {
+            let Ok((file, bytes)) = read(root, &image.relative) else {
+                continue;
+            };
+            if file.published != image.published {
+                continue;
+            }
+            std::fs::create_dir_all(&self.dir)?;
+            let kept = self.dir.join(&file.published);
+            if !kept.exists() {
+                write_whole(&kept, &bytes)?;
+            }
+            lines.push_str(&format!("{}\t{}\n", image.relative, file.published));
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        write_whole(&list, lines.as_bytes())
+    }
+
+    /// The copy of `relative` kept at `issue`'s first send, measured, if there is one.
+    pub fn read(&self, issue: &str, relative: &str) -> Option<(ImageFile, Vec<u8>)> {
+        let list = bounded(&self.dir.join(format!("{issue}.sent")), 1 << 20)?;
+        let list = String::from_utf8(list).ok()?;
+        let published = list
+            .lines()
+            .find_map(|line| line.split_once('\t').filter(|(kept, _)| *kept == relative))?
+            .1;
+        let bytes = self.published(published)?;
+        let file = measure(relative, &bytes).ok()?;
+        (file.published == published).then_some((file, bytes))
+    }
+
+    /// The kept image published as `name`, if its bytes still have that name's hash.
+    pub fn by_name(&self, name: &str) -> Option<(Format, Vec<u8>)> {
+        let bytes = self.published(name)?;
+        let format = sniff(&bytes)?;
+        Some((format, bytes))
+    }
+
+    fn published(&self, name: &str) -> Option<Vec<u8>> {
+        if !is_published_name(name) {
+            return None;
+        }
+        let bytes = bounded(&self.dir.join(name), IMAGE_LIMIT)?;
+        matches_published(name, &bytes).then_some(bytes)
+    }
+}
+
+/// A regular file's bytes, if it has at most `limit` of them.
+fn bounded(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= limit).then_some(bytes)
+}
+
+/// Written aside and renamed, so a reader never finds half a file.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    crate::delivery::transport::write_private(&partial, bytes)?;
+    std::fs::rename(&partial, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })
+}
+
 /// Knows and measures an image from its bytes.
 pub fn measure(relative: &str, bytes: &[u8]) -> Result<ImageFile, ImageError> {
     let format = sniff(bytes).ok_or_else(|| ImageError::NotAnImage(relative.to_string()))?;

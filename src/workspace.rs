@@ -158,75 +158,9 @@ impl Workspace {
     /// Reads and measures the issue's local images: each must be a PNG, JPEG, GIF or WebP
     /// inside the workspace, under 1 MiB; a missing width or height is read from the file.
     pub fn resolve_images(&self, issue: &mut Issue, file: &str, diagnostics: &mut Diagnostics) {
-        for (section_index, section) in issue.sections.iter_mut().enumerate() {
-            for (article_index, article) in section.articles.iter_mut().enumerate() {
-                let Some(image) = &mut article.image else {
-                    continue;
-                };
-                let crate::model::issue::ImageSrc::Local(local) = &mut image.src else {
-                    continue;
-                };
-                let field = format!("sections[{section_index}].articles[{article_index}].image");
-                let (mark, size_mark) = (local.mark, local.size_mark.unwrap_or(local.mark));
-                let at = |severity, field: &str, message: String| {
-                    let mark = if field.ends_with(".src") {
-                        mark
-                    } else {
-                        size_mark
-                    };
-                    Diagnostic::at_field(severity, file, mark, field, message)
-                };
-                match crate::images::read(&self.root, &local.relative) {
-                    Ok((found, _)) => {
-                        if found.bytes > crate::images::IMAGE_WARN {
-                            diagnostics.push(at(Severity::Warning, &format!("{field}.src"), format!(
-                                "`{}` is {} KiB; readers download it with the email, so keep it under {} KiB",
-                                local.relative,
-                                found.bytes / 1024,
-                                crate::images::IMAGE_WARN / 1024
-                            )));
-                        }
-                        if let (Some(width), Some(height)) = (image.width, image.height)
-                            && changes_aspect(width, height, found.width, found.height)
-                        {
-                            diagnostics.push(at(Severity::Warning, &format!("{field}.width"), format!(
-                                "{width}x{height} stretches the picture, which is {}x{}: give the height that keeps its shape, or leave both out",
-                                found.width, found.height
-                            )));
-                        }
-                        match (image.width, image.height) {
-                            (None, None) => {
-                                image.width = Some(found.width);
-                                image.height = Some(found.height);
-                            }
-                            (Some(width), None) => {
-                                image.height = Some(
-                                    (u64::from(found.height) * u64::from(width)
-                                        / u64::from(found.width).max(1))
-                                        as u32,
-                                );
-                            }
-                            (None, Some(height)) => {
-                                image.width = Some(
-                                    (u64::from(found.width) * u64::from(height)
-                                        / u64::from(found.height).max(1))
-                                        as u32,
-                                );
-                            }
-                            (Some(_), Some(_)) => {}
-                        }
-                        local.file = Some(found);
-                    }
-                    Err(error) => {
-                        diagnostics.push(at(
-                            Severity::Error,
-                            &format!("{field}.src"),
-                            error.to_string(),
-                        ));
-                    }
-                }
-            }
-        }
+        resolve_images_with(issue, file, diagnostics, &|relative| {
+            crate::images::read(&self.root, relative)
+        });
     }
 
     /// Every local image the issues in `issues/` show, by the name it is published under,
@@ -454,6 +388,85 @@ fn read_list_until(
         }
     }
     Ok(())
+}
+
+/// Measures the issue's local images with `read` (the workspace's files, or the copies kept
+/// at an issue's first send), filling in a missing width or height from the file.
+pub fn resolve_images_with(
+    issue: &mut Issue,
+    file: &str,
+    diagnostics: &mut Diagnostics,
+    read: &crate::images::ReadImage<'_>,
+) {
+    for (section_index, section) in issue.sections.iter_mut().enumerate() {
+        for (article_index, article) in section.articles.iter_mut().enumerate() {
+            let Some(image) = &mut article.image else {
+                continue;
+            };
+            let crate::model::issue::ImageSrc::Local(local) = &mut image.src else {
+                continue;
+            };
+            let field = format!("sections[{section_index}].articles[{article_index}].image");
+            let (mark, size_mark) = (local.mark, local.size_mark.unwrap_or(local.mark));
+            let at = |severity, field: &str, message: String| {
+                let mark = if field.ends_with(".src") {
+                    mark
+                } else {
+                    size_mark
+                };
+                Diagnostic::at_field(severity, file, mark, field, message)
+            };
+            match read(&local.relative) {
+                Ok((found, _)) => {
+                    if found.bytes > crate::images::IMAGE_WARN {
+                        diagnostics.push(at(Severity::Warning, &format!("{field}.src"), format!(
+                            "`{}` is {} KiB; readers download it with the email, so keep it under {} KiB",
+                            local.relative,
+                            found.bytes / 1024,
+                            crate::images::IMAGE_WARN / 1024
+                        )));
+                    }
+                    if let (Some(width), Some(height)) = (image.width, image.height)
+                        && changes_aspect(width, height, found.width, found.height)
+                    {
+                        diagnostics.push(at(Severity::Warning, &format!("{field}.width"), format!(
+                            "{width}x{height} stretches the picture, which is {}x{}: give the height that keeps its shape, or leave both out",
+                            found.width, found.height
+                        )));
+                    }
+                    match (image.width, image.height) {
+                        (None, None) => {
+                            image.width = Some(found.width);
+                            image.height = Some(found.height);
+                        }
+                        (Some(width), None) => {
+                            image.height = Some(
+                                (u64::from(found.height) * u64::from(width)
+                                    / u64::from(found.width).max(1))
+                                    as u32,
+                            );
+                        }
+                        (None, Some(height)) => {
+                            image.width = Some(
+                                (u64::from(found.width) * u64::from(height)
+                                    / u64::from(found.height).max(1))
+                                    as u32,
+                            );
+                        }
+                        (Some(_), Some(_)) => {}
+                    }
+                    local.file = Some(found);
+                }
+                Err(error) => {
+                    diagnostics.push(at(
+                        Severity::Error,
+                        &format!("{field}.src"),
+                        error.to_string(),
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// An issue from its text (a file's, or a snapshot the ledger kept), with every problem.

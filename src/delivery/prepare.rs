@@ -78,6 +78,16 @@ impl PreparedSend {
         let list_key = ledger.list_key(&edition.list_id())?;
         // The first send's version of the issue is the one the archive shows from now on.
         ledger.keep_snapshot(issue, &edition.issue_source, now)?;
+        // And its images, which the emails name by their content's hash: a picture saved
+        // over later must not break the ones that went out.
+        crate::images::SentImages::in_state(state.path())
+            .keep(issue.as_str(), &edition.root, edition.issue.local_images())
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot keep the issue's images in {}: {error}",
+                    state.display("images")
+                )
+            })?;
         let template = Arc::new(edition.message_template(Kind::Issue)?.keyed(list_key));
         let mut wanted: Vec<Reader> = audience(&edition.list, Some(&ledger))?;
 

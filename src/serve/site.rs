@@ -218,12 +218,19 @@ impl Shared {
         Ok(archive)
     }
 
-    /// The image published as `name` (`<stem>-<hash>.<ext>`) with its kind, read from the
-    /// workspace now, if a sent issue or one in `issues/` shows it and its bytes still have
-    /// that hash. Nothing else in the workspace is ever served.
+    /// The image published as `name` (`<stem>-<hash>.<ext>`) with its kind: the copy a send
+    /// kept, or else the workspace's file, if a sent issue or one in `issues/` shows it and
+    /// its bytes still have that hash. Nothing else in the workspace is ever served.
     pub(super) fn image(&self, name: &str) -> Option<(crate::images::Format, Vec<u8>)> {
         if !crate::images::is_published_name(name) {
             return None;
+        }
+        // As it went out, when a send kept it: the file may hold another picture since.
+        let sent = crate::images::SentImages::in_state(
+            crate::state::StateDir::of(self.workspace.root()).path(),
+        );
+        if let Some(kept) = sent.by_name(name) {
+            return Some(kept);
         }
         let relative = self.image_source(name)?;
         let (file, bytes) = crate::images::read(self.workspace.root(), &relative).ok()?;

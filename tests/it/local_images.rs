@@ -119,7 +119,7 @@ fn check_refuses_images_that_are_missing_outside_fake_or_too_big_at_their_line()
         ),
         (
             "images/link.png",
-            "`images/link.png` is not a path inside the workspace",
+            "`images/link.png` leads outside the workspace (a link to `",
         ),
         (
             "images/fake.png",
@@ -231,15 +231,35 @@ fn serve_answers_the_published_name_with_long_caching_and_nothing_else_of_the_wo
         assert_eq!(get(&server.url(&path)).status, 404, "{path}");
     }
 
-    // A changed picture: the old name is gone, the pages point at the new one.
+    // The picture saved over (next week's chart): the emails that went out still show the
+    // one they were sent with, and so does the archive; the new one is served for the issue
+    // file as it is now (a test send of it).
     let changed = png(200, 100, [200, 30, 30]);
     workspace.write_bytes("images/chart.png", &changed);
     let new_name = published("chart", &changed);
-    assert_eq!(get_bytes(&server.url(&format!("/images/{name}"))).0, 404);
+    let (status, _, body) = get_bytes(&server.url(&format!("/images/{name}")));
+    assert_eq!((status, body == chart), (200, true));
     let (status, _, body) = get_bytes(&server.url(&format!("/images/{new_name}")));
     assert_eq!((status, body == changed), (200, true));
     let page = get(&server.url(&format!("/issues/{ISSUE}/"))).body;
-    assert!(page.contains(&new_name), "{page}");
+    assert!(page.contains(&name), "{page}");
+    assert!(!page.contains(&new_name), "{page}");
+    let kept = workspace.path(&format!(".letterpress/images/{name}"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Deleted from the workspace: still there for the emails sent.
+    std::fs::remove_file(workspace.path("images/chart.png")).unwrap();
+    assert_eq!(get_bytes(&server.url(&format!("/images/{name}"))).0, 200);
+    let run = workspace.run(&["render", "--site", "public"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        std::fs::read(workspace.path(&format!("public/images/{name}"))).unwrap(),
+        chart
+    );
 }
 
 #[test]
