@@ -37,10 +37,9 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
         let mut list_error = None;
         let measured = dry_run(&edition, ledger.as_ref(), &secret, &date, &mut |reader| {
             if args.list && list_error.is_none() {
-                let line = match &reader.name {
-                    Some(name) => format!("{}\t{}", reader.email, printable(name)),
-                    None => reader.email.to_string(),
-                };
+                // Always two fields, so `cut -f2` and spreadsheets line up.
+                let name = reader.name.as_deref().map(printable).unwrap_or_default();
+                let line = format!("{}\t{name}", reader.email);
                 if let Err(error) = writeln!(out, "{line}") {
                     list_error = Some(error);
                 }
@@ -50,12 +49,20 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
         if let Some(error) = list_error {
             return Err(anyhow::Error::new(error).context("cannot print the list"));
         }
-        print_dry_run(issue_id.as_str(), &measured);
+        // With --list, stdout holds the list alone, for scripts; what is said about it
+        // goes to stderr.
+        let mut notes: Box<dyn Write> = if args.list {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        print_dry_run(&mut notes, issue_id.as_str(), &measured)?;
         if draft {
-            println!(
+            writeln!(
+                notes,
                 "{} is a draft: `send` refuses it until its status is `ready`.",
                 edition.issue_file
-            );
+            )?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -226,10 +233,15 @@ fn confirm(subject: &str, count: usize, via: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-fn print_dry_run(issue: &str, measured: &crate::delivery::DryRun) {
+fn print_dry_run(
+    out: &mut dyn Write,
+    issue: &str,
+    measured: &crate::delivery::DryRun,
+) -> std::io::Result<()> {
     let count = measured.messages;
     let seconds = measured.elapsed.as_secs_f64();
-    println!(
+    writeln!(
+        out,
         "Dry run of {issue}: {} message{} built in {:.1} ms ({:.0} per second), {} in all, {} on average, {} the largest",
         grouped(count),
         plural(count),
@@ -238,13 +250,14 @@ fn print_dry_run(issue: &str, measured: &crate::delivery::DryRun) {
         human_size(measured.bytes as usize),
         human_size(measured.bytes.checked_div(count).unwrap_or(0) as usize),
         human_size(measured.largest)
-    );
+    )?;
     if measured.already_done > 0 {
-        println!(
+        writeln!(
+            out,
             "{} subscriber{} already done (sent, failed or uncertain) would be skipped.",
             grouped(measured.already_done),
             plural(measured.already_done)
-        );
+        )?;
     }
-    println!("Nothing was sent and the ledger was not touched.");
+    writeln!(out, "Nothing was sent and the ledger was not touched.")
 }
