@@ -36,7 +36,7 @@ impl<R: BufRead> CsvReader<R> {
                     break;
                 }
                 self.line += 1;
-                if text.iter().filter(|&&byte| byte == b'"').count() % 2 == 0 {
+                if !ends_in_quoted_field(&text) {
                     break;
                 }
             }
@@ -57,6 +57,34 @@ impl<R: BufRead> CsvReader<R> {
             }));
         }
     }
+}
+
+/// Whether `text` ends inside a quoted field, by the rules `split` reads fields with: a quote
+/// opens one only at a field's start; elsewhere it is a character like any other (as Excel
+/// and Python's csv read `Bob "The Builder`), so a stray quote never swallows the records
+/// after it.
+fn ends_in_quoted_field(text: &[u8]) -> bool {
+    let text = text.strip_prefix("\u{FEFF}".as_bytes()).unwrap_or(text);
+    let mut quoted = false;
+    let mut at_start = true;
+    let mut bytes = text.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        if quoted {
+            if byte == b'"' {
+                if bytes.peek() == Some(&&b'"') {
+                    bytes.next();
+                } else {
+                    quoted = false;
+                }
+            }
+            continue;
+        }
+        if byte == b'"' && at_start {
+            quoted = true;
+        }
+        at_start = byte == b',' || byte == b'\n';
+    }
+    quoted
 }
 
 /// The fields of one record's text.
@@ -105,6 +133,31 @@ mod tests {
             found.push(record);
         }
         found
+    }
+
+    #[test]
+    fn a_stray_quote_inside_a_field_is_a_character_and_swallows_nothing() {
+        let found = records(
+            "email,name\nq1@x.com,Bob \"The Builder\nq2@x.com,Q2\nq3@x.com,\"ok \"\"quoted\"\"\"\n",
+        );
+        let fields: Vec<(u64, Vec<&str>)> = found
+            .iter()
+            .map(|record| {
+                (
+                    record.line,
+                    record.fields.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (1, vec!["email", "name"]),
+                (2, vec!["q1@x.com", "Bob \"The Builder"]),
+                (3, vec!["q2@x.com", "Q2"]),
+                (4, vec!["q3@x.com", "ok \"quoted\""]),
+            ]
+        );
     }
 
     #[test]
