@@ -34,6 +34,18 @@ pub enum AppendError {
         "{0} writes its list in brackets (`[...]`); write it as one `- email: ...` item per entry to add to it"
     )]
     FlowList(String),
+    #[error(
+        "{file}:{line}: `{text}` is not a list item; new entries go at the end of a list of `- email: ...` items (an empty file or one of only comments takes them too)"
+    )]
+    NotAList {
+        file: String,
+        line: u64,
+        text: String,
+    },
+    #[error(
+        "{0} ends its YAML document with `...`: an entry after it would be a second document; remove that line to add to it"
+    )]
+    EndsTheDocument(String),
     #[error("cannot write {file}")]
     Io {
         file: String,
@@ -50,16 +62,24 @@ pub fn append_entries(path: &Path, file: &str, entries: &[NewEntry]) -> Result<(
         source,
     };
     let style = match std::fs::File::open(path) {
-        Ok(existing) => style_of(existing).map_err(io_error)?,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Some(Style {
+        Ok(existing) => match style_of(existing).map_err(io_error)? {
+            Shape::Items(style) => style,
+            Shape::Flow => return Err(AppendError::FlowList(file.to_string())),
+            Shape::NotAList { line, text } => {
+                return Err(AppendError::NotAList {
+                    file: file.to_string(),
+                    line,
+                    text,
+                });
+            }
+            Shape::Ended => return Err(AppendError::EndsTheDocument(file.to_string())),
+        },
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Style {
             indent: String::new(),
             line_end: "\n",
             needs_break: false,
-        }),
+        },
         Err(error) => return Err(io_error(error)),
-    };
-    let Some(style) = style else {
-        return Err(AppendError::FlowList(file.to_string()));
     };
     let mut text = String::new();
     if style.needs_break {
@@ -77,8 +97,22 @@ pub fn append_entries(path: &Path, file: &str, entries: &[NewEntry]) -> Result<(
     Ok(())
 }
 
-/// The file's style, or `None` for a list in brackets, which cannot take `- ` items.
-fn style_of(mut file: std::fs::File) -> io::Result<Option<Style>> {
+/// What the file holds, as far as appending goes.
+enum Shape {
+    /// `- ` items (or nothing yet), written in this style.
+    Items(Style),
+    /// A list in brackets, which cannot take `- ` items.
+    Flow,
+    /// Something else first (`null`, `~`, a mapping): items after it would not be YAML.
+    NotAList { line: u64, text: String },
+    /// A `...` line last: items after it would be a second document.
+    Ended,
+}
+
+/// How much of the file's end is read to find its last line.
+const TAIL: u64 = 4096;
+
+fn style_of(mut file: std::fs::File) -> io::Result<Shape> {
     let length = file.metadata()?.len();
     let needs_break = if length == 0 {
         false
@@ -88,8 +122,24 @@ fn style_of(mut file: std::fs::File) -> io::Result<Option<Style>> {
         file.read_exact(&mut last)?;
         last[0] != b'\n'
     };
+    // The last line that says something: `...` ends the document.
+    file.seek(SeekFrom::Start(length.saturating_sub(TAIL)))?;
+    let mut tail = Vec::new();
+    (&mut file).take(TAIL).read_to_end(&mut tail)?;
+    let last = String::from_utf8_lossy(&tail)
+        .lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string);
+    if last
+        .as_deref()
+        .is_some_and(|line| line == "..." || line.starts_with("... "))
+    {
+        return Ok(Shape::Ended);
+    }
     file.seek(SeekFrom::Start(0))?;
     let mut line_end = None;
+    let mut number = 0u64;
     let mut indent = None;
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
@@ -106,23 +156,38 @@ fn style_of(mut file: std::fs::File) -> io::Result<Option<Style>> {
                 "\n"
             });
         }
+        number += 1;
         let text = String::from_utf8_lossy(&line);
         let content = text.trim_start_matches('\u{FEFF}');
-        let trimmed = content.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+        let mut trimmed = content.trim_start();
+        // `---` starts the document; anything after it on its line is the document's start.
+        if let Some(rest) = trimmed.strip_prefix("---")
+            && (rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
+        {
+            trimmed = rest.trim_start();
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
         if trimmed.starts_with('[') {
-            return Ok(None);
+            return Ok(Shape::Flow);
         }
         if trimmed.starts_with("- ") || trimmed.trim_end() == "-" {
-            indent = Some(content[..content.len() - trimmed.len()].to_string());
+            let before = &content[..content.len() - trimmed.len()];
+            // After `--- ` on the same line the items have no indentation of their own.
+            indent = Some(if before.trim().is_empty() {
+                before.to_string()
+            } else {
+                String::new()
+            });
         } else {
-            // Not a list item: the check of the file reports it.
-            break;
+            return Ok(Shape::NotAList {
+                line: number,
+                text: crate::units::printable(trimmed.trim_end()).into_owned(),
+            });
         }
     }
-    Ok(Some(Style {
+    Ok(Shape::Items(Style {
         indent: indent.unwrap_or_default(),
         line_end: line_end.unwrap_or("\n"),
         needs_break,
@@ -228,5 +293,52 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(error, AppendError::FlowList(_)));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_list_of_items_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscribers.yaml");
+        for (text, expected) in [
+            ("null\n", "subscribers.yaml:1: `null` is not a list item"),
+            (
+                "# readers\n~\n",
+                "subscribers.yaml:2: `~` is not a list item",
+            ),
+            ("--- []\n", "subscribers.yaml writes its list in brackets"),
+            (
+                "- email: a@example.com\n...\n",
+                "subscribers.yaml ends its YAML document with `...`",
+            ),
+            (
+                "ada@example.com: Ada\n",
+                "subscribers.yaml:1: `ada@example.com: Ada` is not a list item",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = append_entries(
+                &path,
+                "subscribers.yaml",
+                &[entry("b@example.com", None, &[])],
+            )
+            .unwrap_err();
+            assert!(error.to_string().starts_with(expected), "{text:?}: {error}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        }
+        // A document start alone, or before the items, is fine.
+        for text in ["---\n", "---\n- email: a@example.com\n", "--- # readers\n"] {
+            std::fs::write(&path, text).unwrap();
+            append_entries(
+                &path,
+                "subscribers.yaml",
+                &[entry("b@example.com", None, &[])],
+            )
+            .unwrap();
+            assert!(
+                std::fs::read_to_string(&path)
+                    .unwrap()
+                    .ends_with("\n- email: b@example.com\n")
+            );
+        }
     }
 }
