@@ -104,7 +104,9 @@ fn section_headings(workspace: &Workspace, path: &Path) -> anyhow::Result<Vec<St
         .flatten()
         .map(
             |section| match field(section, "heading").map(|heading| &heading.value) {
-                Some(Value::Scalar(text)) => text.trim().to_string(),
+                // One line, whatever the old file did (a heading with a line break is an
+                // error there, and must not become one here).
+                Some(Value::Scalar(text)) => text.split_whitespace().collect::<Vec<_>>().join(" "),
                 _ => String::new(),
             },
         )
@@ -132,19 +134,45 @@ fn field<'n>(node: &'n yaml::Node, key: &str) -> Option<&'n yaml::Node> {
 pub fn next_number(workspace: &Workspace) -> anyhow::Result<u32> {
     let mut highest = 0;
     for path in workspace.issue_files()? {
-        let (Some(root), _) = crate::source::load_yaml(&path, FileKind::Issue, "") else {
-            continue;
+        let number = match crate::source::load_yaml(&path, FileKind::Issue, "") {
+            (Some(root), _) => match field(&root, "number").map(|node| &node.value) {
+                Some(Value::Scalar(number)) => number.trim().parse::<u32>().ok(),
+                _ => None,
+            },
+            // Half edited, it still holds its number: the next issue must not take it.
+            (None, _) => crate::source::read_string(&path, FileKind::Issue)
+                .ok()
+                .and_then(|text| written_number(&text)),
         };
-        if let Some(Value::Scalar(number)) = field(&root, "number").map(|node| &node.value) {
-            highest = highest.max(number.trim().parse::<u32>().unwrap_or(0));
-        }
+        highest = highest.max(number.unwrap_or(0));
     }
     Ok(highest + 1)
 }
 
-/// A YAML double-quoted string: safe for any one line of text.
+/// The `number:` at the top of an issue that does not read as YAML, if its line does.
+fn written_number(text: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix("number:")?;
+        let value = value.split(" #").next()?.trim().trim_matches(['"', '\'']);
+        value.parse().ok()
+    })
+}
+
+/// A YAML double-quoted string: safe for any text, control characters escaped.
 pub(crate) fn yaml_quoted(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    let mut quoted = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '\\' => quoted.push_str("\\\\"),
+            '"' => quoted.push_str("\\\""),
+            '\n' => quoted.push_str("\\n"),
+            '\t' => quoted.push_str("\\t"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 fn skeleton(newsletter: &Newsletter, date: NaiveDate, number: u32, headings: &[String]) -> String {

@@ -141,3 +141,38 @@ fn new_from_keeps_the_latest_issues_sections_with_empty_articles() {
         "error: --from: issues/2031-01-01.yaml is not an issue file\n"
     );
 }
+
+#[test]
+fn a_half_edited_issue_keeps_its_number_and_a_heading_with_a_line_break_comes_through_on_one_line()
+{
+    let workspace = TestWorkspace::example();
+    // Not YAML at all half way through an edit, yet it says which number it has.
+    workspace.write(
+        "issues/2021-09-06.yaml",
+        "number: 7\nsubject: \"unfinished\nsections:\n  - heading: \"line one\\nline two: injected\"\n",
+    );
+    workspace.write(
+        "issues/2021-09-13.yaml",
+        "number: 6\nsections:\n  - heading: \"line one\\nline two: injected\"\n",
+    );
+    let run = workspace.run(&["new", "--from", "2021-09-13", "--date", "2021-09-20"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    let skeleton = workspace.read("issues/2021-09-20.yaml");
+    assert!(skeleton.contains("\nnumber: 8\n"), "{skeleton}");
+    assert!(
+        skeleton.contains("  - heading: \"line one line two: injected\"\n"),
+        "{skeleton}"
+    );
+    workspace.write(
+        "issues/2021-09-06.yaml",
+        &workspace
+            .read("issues/2021-09-20.yaml")
+            .replace("number: 8", "number: 7"),
+    );
+    let check = workspace.run(&["check", "2021-09-20"]);
+    assert!(
+        !check.stdout.contains("invalid YAML"),
+        "the new file reads as YAML: {}",
+        check.stdout
+    );
+}
