@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn every_text_field_of_an_article_warns_about_a_comment() {
-        let source = "date: 2021-08-23\nsubject: s\npreheader: p\nintro: Hello #1\nsections:\n  - heading: News #1\n    articles:\n      - title: A #1\n        url: https://a.example/#x\n        source: Synced  # optional\n        author: Ada #1\n        excerpt: e #1\n        image:\n          src: https://a.example/i.png\n          alt: a #1\n          width: 10\n          height: 10\n";
+        let source = "date: 2021-08-23\nsubject: s\npreheader: p\nintro: Hello #1\nsections:\n  - heading: News #1\n    articles:\n      - title: A #1\n        url: https://a.example/#x\n        source: Synced #1\n        author: Ada #1\n        excerpt: e #1\n        image:\n          src: https://a.example/i.png\n          alt: a #1\n          width: 10\n          height: 10\n";
         let (_, messages) = decode_text(source);
         let fields: Vec<&str> = messages
             .iter()
