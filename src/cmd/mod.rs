@@ -32,7 +32,7 @@ pub struct Context {
 impl Context {
     pub fn new(workspace: Workspace, settings: Settings) -> Context {
         Context {
-            state: StateDir::of(workspace.root()),
+            state: StateDir::of(workspace.root()).with_dkim_keys(settings.dkim_keys.clone()),
             clock: settings.clock(),
             workspace,
             settings,
