@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -212,6 +212,45 @@ Stops on Ctrl-C or SIGTERM."
         #[arg(long)]
         json: bool,
     },
+
+    /// Make a DKIM key and print the DNS record to publish.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Make a DKIM key (never overwriting one) and print the DNS TXT record that publishes it.
+    #[command(
+        long_about = "Make a DKIM key (never overwriting one) and print the DNS TXT record that publishes it.\n\n\
+The key is written to .letterpress/dkim/<selector>.pem, readable by you alone (or to the \
+file LETTERPRESS_DKIM_KEY or LETTERPRESS_DKIM_ED25519_KEY names). RSA keys are 2048 bits. \
+Publish the record at <selector>._domainkey.<domain>, add the selector to newsletter.yaml's \
+dkim: block, and every message is signed. Receivers that verify Ed25519 (RFC 8463) are \
+still few: use it beside an RSA key, under ed25519_selector.",
+        after_help = "Examples:\n  letterpress dkim keygen --selector lp2026\n  \
+letterpress dkim keygen --algorithm ed25519 --selector lp2026e\n  \
+letterpress dkim keygen --selector news --domain mail.example.com"
+    )]
+    Keygen {
+        /// The key's selector (its DNS name's first part); the one newsletter.yaml names, else lp<year>.
+        #[arg(long, value_name = "SELECTOR")]
+        selector: Option<String>,
+        /// rsa (rsa-sha256, 2048 bits; every receiver verifies it) or ed25519 (ed25519-sha256).
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: KeyAlgorithm,
+        /// The signing domain (d=); dkim.domain from newsletter.yaml, else the From address's domain.
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlgorithm {
+    Rsa,
+    Ed25519,
 }
 
 #[cfg(test)]

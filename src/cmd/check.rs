@@ -31,6 +31,7 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
     diagnostics.extend(found);
 
     let mut theme = None;
+    let mut dkim_records = Vec::new();
     if let Some(newsletter) = &newsletter {
         let (loaded, found) = split(workspace.load_theme(newsletter));
         diagnostics.extend(found);
@@ -44,6 +45,10 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
         if let Some(ledger) = &ledger {
             diagnostics.extend(lint::lint_list_id(newsletter, ledger.stored_list_key()?));
         }
+        let state = &context.state;
+        let (dkim, records) = lint::lint_dkim(newsletter, state.dkim_keys(), state.path());
+        diagnostics.extend(dkim);
+        dkim_records = records;
         rows.push(Row {
             file: workspace.display(&workspace.subscribers_path(newsletter)),
             details: subscribers
@@ -91,6 +96,7 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
 
     let file_order: Vec<String> = rows.iter().map(|row| row.file.clone()).collect();
     diagnostics.sort_by_position(&file_order);
+    super::print::dns_records(&dkim_records);
     print_report(&diagnostics, &rows, issue_paths.len());
     Ok(super::exit_status(!diagnostics.has_errors()))
 }

@@ -2,6 +2,7 @@
 //! holds the printing several commands share.
 
 pub mod check;
+pub mod dkim;
 pub mod new;
 mod print;
 pub mod render;

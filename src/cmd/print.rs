@@ -1,7 +1,8 @@
-//! Printing that several commands share: an issue's delivery report.
+//! Printing that several commands share: an issue's delivery report, a DKIM key's DNS record.
 
 use crate::delivery::Report;
 use crate::delivery::report::Problem;
+use crate::message::dkim::DnsRecord;
 use crate::units::{grouped, printable};
 
 /// How many of each problem are listed before "... and N more".
@@ -150,5 +151,24 @@ impl crate::delivery::engine::Progress for ProgressReporter {
                 grouped(tally.retries)
             );
         }
+    }
+}
+
+/// The DNS records of the configured DKIM keys, as `check` lists them.
+pub fn dns_records(records: &[DnsRecord]) {
+    for record in records {
+        println!("DKIM key to publish in DNS (TXT):");
+        dns_record(record);
+    }
+}
+
+/// A DKIM key's TXT record: its name and value on one line each, for a DNS console, and the
+/// zone-file form, split into strings of at most 255 bytes as DNS needs.
+pub fn dns_record(record: &DnsRecord) {
+    println!("  name:  {}", record.name);
+    println!("  value: {}", record.value);
+    println!("  zone file (BIND):");
+    for line in record.zone_file().lines() {
+        println!("    {line}");
     }
 }
