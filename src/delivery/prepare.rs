@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::audience::audience;
-use super::engine::{Batch, Job, Options, Progress, SendLoop, Summary};
+use super::engine::{Batch, Job, Options, Progress, SendLoop, Summary, Verp};
 use super::lock::IssueLock;
 use super::transport::Transport;
 use crate::clock::Clock;
@@ -37,6 +37,8 @@ pub struct PreparedSend {
     pub from_outbox: usize,
     template: Arc<MessageTemplate>,
     secret: Arc<Secret>,
+    /// The ledger's list key, which VERP tags are signed with.
+    list_key: String,
     /// When the audience was read: anyone suppressed since (while `send` waited at its
     /// prompt, say) is skipped when their turn comes.
     audience_at: DateTime<Utc>,
@@ -69,7 +71,11 @@ impl PreparedSend {
         let list_key = ledger.list_key(&edition.list_id())?;
         // The first send's version of the issue is the one the archive shows from now on.
         ledger.keep_snapshot(issue, &edition.issue_source, now)?;
-        let template = Arc::new(edition.message_template(Kind::Issue)?.keyed(list_key));
+        let template = Arc::new(
+            edition
+                .message_template(Kind::Issue)?
+                .keyed(list_key.clone()),
+        );
         let suppressed = ledger.suppressed()?;
         let wanted: Vec<(AddressKey, &Subscriber)> = audience(&edition.subscribers, &suppressed)
             .map(|subscriber| (subscriber.email.key(), subscriber))
@@ -126,6 +132,7 @@ impl PreparedSend {
             from_outbox,
             template,
             secret: Arc::new(secret),
+            list_key,
             audience_at: now,
         })
     }
@@ -145,6 +152,7 @@ impl PreparedSend {
             jobs,
             template,
             secret,
+            list_key,
             audience_at,
             ..
         } = self;
@@ -156,11 +164,17 @@ impl PreparedSend {
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(60),
         };
+        let verp = edition
+            .newsletter
+            .bounce_address
+            .as_ref()
+            .map(|bounce_address| Verp::new(bounce_address, list_key));
         let batch = Batch {
             issue: edition.issue.id.clone(),
             template,
             secret,
             sender: edition.newsletter.from.address.clone(),
+            verp,
             jobs,
             suppressed_since: audience_at,
         };

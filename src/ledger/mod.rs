@@ -35,11 +35,12 @@
 //! send of its issue is running is *uncertain*: its message may or may not have arrived.
 //!
 //! One file per table: `deliveries`, `suppressions`, `test_sends`, `events`, `meta` (with
-//! the snapshots); opening and migrating in `schema`.
+//! the snapshots), `reports`; opening and migrating in `schema`.
 
 mod deliveries;
 mod events;
 mod meta;
+mod reports;
 mod schema;
 mod suppressions;
 mod test_sends;
@@ -49,8 +50,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
-pub use deliveries::{Counts, Outcome, Row, SentIssue, State, Via};
+pub use deliveries::{Claim, Counts, Delivered, Outcome, Row, SentIssue, State, Via};
 pub use events::{Event, EventKind};
+pub use reports::{
+    Kept, NewReport, ReportCounts, ReportKind, StoredReport, Suppress, reply_status, report_id,
+};
 pub use suppressions::{LogEntry, Source, Suppression};
 pub use test_sends::ProofOutcome;
 
