@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Command::Run { once, outbox } => cmd::run::run(&context, *once, *outbox),
         Command::Serve { listen } => cmd::serve::run(&context, *listen),
         Command::Status { issue, json } => cmd::status::run(&context, issue.as_deref(), *json),
+        Command::Bounces { command } => cmd::bounces::run(&context, command),
         Command::Dkim { command } => cmd::dkim::run(&context, command),
     };
     result.unwrap_or_else(report)

@@ -1,6 +1,7 @@
 //! One module per command, each a thin `run` over the library: parse, call, print. `print`
 //! holds the printing several commands share.
 
+pub mod bounces;
 pub mod check;
 pub mod dkim;
 pub mod new;
