@@ -33,6 +33,19 @@ pub fn report(report: &Report) {
         ));
     }
     println!("{line}");
+    if report.hard_bounces + report.soft_bounces + report.complaints > 0 {
+        println!(
+            "bounces: {} hard, {} soft ({:.1}%); complaints: {} ({:.2}%)",
+            grouped(report.hard_bounces),
+            grouped(report.soft_bounces),
+            report.bounce_rate,
+            grouped(report.complaints),
+            report.complaint_rate
+        );
+    }
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
     problems("failed (not retried)", &report.failures);
     if !report.failures.is_empty() {
         println!(
