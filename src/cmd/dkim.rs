@@ -80,7 +80,7 @@ fn run_keygen(
         .with_context(|| format!("cannot write the key to `{}`", file.shown()))?;
 
     let size = match algorithm {
-        Algorithm::Rsa => format!(", {RSA_BITS} bits"),
+        Algorithm::Rsa => format!(" ({RSA_BITS} bits)"),
         Algorithm::Ed25519 => String::new(),
     };
     let shown = match file.from_env {

@@ -167,11 +167,14 @@ impl crate::delivery::engine::Progress for ProgressReporter {
     }
 }
 
-/// The DNS records of the configured DKIM keys, as `check` lists them.
+/// The DNS records of the configured DKIM keys, as `check` lists them: one line each.
 pub fn dns_records(records: &[DnsRecord]) {
+    if records.is_empty() {
+        return;
+    }
+    println!("DKIM keys, each published in DNS as this TXT record:");
     for record in records {
-        println!("DKIM key to publish in DNS (TXT):");
-        dns_record(record);
+        println!("  {record}");
     }
 }
 

@@ -4,6 +4,7 @@
 mod bounce_imap;
 mod browser;
 mod check;
+mod dkim;
 mod dovecot;
 mod hostile;
 mod interrupt;
