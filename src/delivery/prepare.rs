@@ -76,6 +76,12 @@ impl PreparedSend {
                 .message_template(Kind::Issue)?
                 .keyed(list_key.clone()),
         );
+        // Before the audience is read: a retry lifts the suppressions its own refusals set.
+        let retried = if options.retry_failed {
+            ledger.requeue_failed(issue, now)?
+        } else {
+            0
+        };
         let suppressed = ledger.suppressed()?;
         let wanted: Vec<(AddressKey, &Subscriber)> = audience(&edition.subscribers, &suppressed)
             .map(|subscriber| (subscriber.email.key(), subscriber))
@@ -87,11 +93,6 @@ impl PreparedSend {
             requeued = ledger.requeue_uncertain(issue, now)?;
             uncertain = 0;
         }
-        let retried = if options.retry_failed {
-            ledger.requeue_failed(issue, now)?
-        } else {
-            0
-        };
         let from_outbox = if options.via == Via::Relay {
             ledger.requeue_outbox_copies(issue, now)?
         } else {

@@ -287,7 +287,7 @@ fn bounced_in_a_row(
         "SELECT COUNT(*) FROM (
              SELECT issue FROM deliveries
              WHERE email = ?1 AND state = 'sent' AND via = 'relay'
-             ORDER BY sent_at DESC LIMIT ?2
+             ORDER BY sent_at DESC, issue DESC LIMIT ?2
          ) AS latest
          WHERE EXISTS (SELECT 1 FROM reports WHERE reports.email = ?1
                        AND reports.issue = latest.issue AND kind IN ('soft', 'hard'))",

@@ -2,6 +2,7 @@
 //! real `letterpress` binary, or its library against real servers, in a temp folder per test.
 
 mod bounce_imap;
+mod bounces;
 mod browser;
 mod check;
 mod dkim;
