@@ -18,5 +18,6 @@ mod send;
 mod serve;
 mod smtp_client;
 mod smtp_tls;
+mod spam;
 mod support;
 mod testkit_server;
