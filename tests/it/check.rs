@@ -346,7 +346,8 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
     assert_eq!(first.trim_end(), DKIM_NOT_SET);
     first.clear();
     reader.read_line(&mut first).unwrap();
-    // The pipe closes here, like `letterpress check | head -1`.
+    // The pipe closes here, like `letterpress check | head -2`.
+    drop(reader);
     let output = child.wait_with_output().unwrap();
     assert!(first.starts_with("issues/2021-08-30.yaml:"), "{first}");
     let stderr = String::from_utf8_lossy(&output.stderr);
