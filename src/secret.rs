@@ -73,9 +73,11 @@ impl Secret {
             path: path.display().to_string(),
             source,
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                return Secret::from_hex(text.trim())
+        match read_small(&path) {
+            Ok(bytes) => {
+                return std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|text| Secret::from_hex(text.trim()))
                     .ok_or_else(|| SecretError::Damaged(path.display().to_string()));
             }
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
@@ -87,19 +89,23 @@ impl Secret {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key)
             .map_err(|error| file_error(std::io::Error::other(error.to_string())))?;
+        // Written whole to a file of our own, then linked into place: a process that finds
+        // `secret` finds it complete, and of two creating it at once, one link wins and the
+        // other process reads the winner's key.
+        let draft = state_dir.join(format!(".secret.{}.tmp", std::process::id()));
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
+        options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
-            Ok(mut file) => {
-                file.write_all(hex(&key).as_bytes())
-                    .and_then(|()| file.write_all(b"\n"))
-                    .and_then(|()| file.sync_all())
-                    .map_err(file_error)?;
-                Ok(Secret { key })
-            }
-            // Another process created it first: use theirs, so both agree.
+        let written = options.open(&draft).and_then(|mut file| {
+            file.write_all(hex(&key).as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&draft, &path));
+        let _ = std::fs::remove_file(&draft);
+        match linked {
+            Ok(()) => Ok(Secret { key }),
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                 Secret::load(None, state_dir)
             }
@@ -185,6 +191,17 @@ fn base32_lower(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The secret file's bytes, read no further than a secret can be long: a secret replaced by
+/// `/dev/zero` or a large file is damaged, not a way to fill the memory.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(4096)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -487,8 +487,11 @@ impl Outbox {
     fn write(&self, envelope: &Envelope, message: &[u8]) -> Attempt {
         let name = outbox_file_name(&envelope.to_key);
         let path = self.dir.join(&name);
-        let partial = self.dir.join(format!(".{name}.partial"));
-        // Written aside and renamed, so a crash never leaves half a message in the outbox.
+        // Written aside and renamed, so a crash never leaves half a message in the outbox; the
+        // aside file is this process's own, so two tests to one address at once both land.
+        let partial = self
+            .dir
+            .join(format!(".{name}.{}.partial", std::process::id()));
         match write_private(&partial, message).and_then(|()| std::fs::rename(&partial, &path)) {
             Ok(()) => Attempt::Delivered(format!("written to {}/{name}", self.display_dir)),
             Err(error) => Attempt::Fatal(format!("cannot write {}: {error}", path.display())),

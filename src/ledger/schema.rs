@@ -9,10 +9,37 @@ use super::{LedgerError, Result};
 pub(super) const SCHEMA_VERSION: i64 = 5;
 
 pub(super) fn open(path: &Path) -> Result<Connection> {
+    // SQLite answers SQLITE_BUSY at once, without calling the busy handler, to some steps of
+    // two processes creating a ledger together (switching a new file to WAL, and a read that
+    // meets the other's WAL being set up). Those steps are safe to repeat, so they are, for as
+    // long as the busy timeout would have waited.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match open_once(path) {
+            Err(LedgerError::Database(rusqlite::Error::SqliteFailure(error, _)))
+                if is_busy(error.code) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
+}
+
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn is_busy(code: rusqlite::ErrorCode) -> bool {
+    matches!(
+        code,
+        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+    )
+}
+
+fn open_once(path: &Path) -> Result<Connection> {
     let mut connection = Connection::open(path)?;
     // First, so that every step below waits for another process (a `serve` and a `run`
     // starting together) instead of failing.
-    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
     // WAL lets `status` and `serve` read while a send writes. FULL makes every commit
     // durable against power loss, not just a crash: a recipient marked `sending` must
     // still be marked after the machine comes back.
@@ -44,7 +71,7 @@ pub(super) fn open_read_only(path: &Path) -> Result<Connection> {
     let uri = |parameters: &str| format!("file:{escaped}?{parameters}");
     let try_open = |parameters: &str| -> Result<Connection> {
         let connection = Connection::open_with_flags(uri(parameters), flags)?;
-        connection.busy_timeout(std::time::Duration::from_secs(10))?;
+        connection.busy_timeout(BUSY_TIMEOUT)?;
         let found = version(&connection)?;
         if found != SCHEMA_VERSION {
             return Err(LedgerError::NeedsMigration {
