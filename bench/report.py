@@ -227,7 +227,7 @@ w("")
 w("## The commands")
 w("")
 w(f"`WS` is a temporary workspace: newsletter.yaml (delivery `concurrency: 8`, "
-  f"`rate_per_second: 1000000`), issues/2021-08-23.yaml, templates/ and a list of `- email: readerI@example.com` / "
+  f"`rate_per_second: 100000`), issues/2021-08-23.yaml, templates/ and a list of `- email: readerI@example.com` / "
   "`name: Reader I` entries; `LETTERPRESS_SECRET` is fixed. Each command runs as "
   "`/usr/bin/time -v -o FILE COMMAND < /dev/null` under `timeout`.")
 w("")

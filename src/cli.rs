@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -350,6 +350,33 @@ letterpress manpage out/man && man -l out/man/letterpress.1"
         #[arg(value_name = "DIR", default_value = ".")]
         dir: std::path::PathBuf,
     },
+
+    /// Read bounces and complaints, and take addresses that no longer take mail off the list.
+    #[command(
+        long_about = "Read bounces and complaints, and take addresses that no longer take mail off the list.\n\n\
+Recognises delivery status notifications (RFC 3464), abuse feedback reports (ARF, RFC 5965) \
+and the common non-standard bounces of the big receivers; ignores automatic replies and \
+anything it cannot tie to one of your readers. A report is tied to a reader by the VERP tag \
+of the message's envelope sender (set bounce_address in newsletter.yaml), else by the \
+Message-ID of the message it returns. Every report tied to a reader is kept in the ledger, \
+raw, with what it did.\n\n\
+Policy: a hard bounce (a 5.x.x status) takes the address off the list at once; soft bounces \
+do once the last bounces.soft_limit issues (default 3) sent to it all bounced; a complaint \
+does at once. `letterpress subscribers lift ADDRESS` puts one back.",
+        after_help = "Examples:\n  letterpress bounces ingest bounces.mbox ~/Maildir/.Bounces\n  \
+letterpress bounces ingest -          # one message on stdin (a Postfix pipe, procmail)\n  \
+LETTERPRESS_BOUNCE_IMAP_URL='imaps://bounces:secret@imap.example.com/INBOX' letterpress bounces fetch"
+    )]
+    Bounces {
+        #[command(subcommand)]
+        command: BouncesCommand,
+    },
+
+    /// Make a DKIM key and print the DNS record to publish.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -411,6 +438,69 @@ pub enum SubscribersCommand {
 pub enum ExportFormat {
     Csv,
     Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Read bounce mail from files (.eml, mbox, Maildir folders) or standard input.
+    #[command(
+        long_about = "Read bounce mail from files (.eml, mbox, Maildir folders) or standard input.\n\n\
+With no PATH, or `-`, one message is read from standard input, so a mail server can hand \
+bounces over as they arrive (a Postfix pipe transport, a procmail or Sieve rule). Reading \
+the same message again changes nothing.",
+        after_help = "Examples:\n  letterpress bounces ingest bounce.eml\n  letterpress bounces ingest /var/mail/bounces\n  \
+letterpress -C /srv/newsletter bounces ingest -"
+    )]
+    Ingest {
+        /// Files, mbox files or Maildir folders; `-` (or nothing) for standard input.
+        #[arg(value_name = "PATH")]
+        paths: Vec<String>,
+    },
+
+    /// Read the bounce mailbox over IMAP (LETTERPRESS_BOUNCE_IMAP_URL).
+    #[command(
+        long_about = "Read the bounce mailbox over IMAP (LETTERPRESS_BOUNCE_IMAP_URL).\n\n\
+Each message that is a report about one of your readers is recorded, then moved to the \
+folder letterpress-processed (created if missing). Every other message is left exactly as \
+it was: not read, not flagged, not moved, never deleted. The server's certificate is \
+verified as the relay's is (LETTERPRESS_SMTP_CA adds certificate authorities).",
+        after_help = "Environment:\n  LETTERPRESS_BOUNCE_IMAP_URL   imaps://user:password@imap.example.com/INBOX (TLS),\n                                \
+imap://user:password@host/Bounces (STARTTLS), or ?tls=none for a server on loopback"
+    )]
+    Fetch,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Make a DKIM key (never overwriting one) and print the DNS TXT record that publishes it.
+    #[command(
+        long_about = "Make a DKIM key (never overwriting one) and print the DNS TXT record that publishes it.\n\n\
+The key is written to .letterpress/dkim/<selector>.pem, readable by you alone (or to the \
+file LETTERPRESS_DKIM_KEY or LETTERPRESS_DKIM_ED25519_KEY names). RSA keys are 2048 bits. \
+Publish the record at <selector>._domainkey.<domain>, add the selector to newsletter.yaml's \
+dkim: block, and every message is signed. Receivers that verify Ed25519 (RFC 8463) are \
+still few: use it beside an RSA key, under ed25519_selector.",
+        after_help = "Examples:\n  letterpress dkim keygen --selector lp2026\n  \
+letterpress dkim keygen --algorithm ed25519 --selector lp2026e\n  \
+letterpress dkim keygen --selector news --domain mail.example.com"
+    )]
+    Keygen {
+        /// The key's selector (its DNS name's first part); the one newsletter.yaml names, else lp<year>.
+        #[arg(long, value_name = "SELECTOR")]
+        selector: Option<String>,
+        /// rsa (rsa-sha256, 2048 bits; every receiver verifies it) or ed25519 (ed25519-sha256).
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: KeyAlgorithm,
+        /// The signing domain (d=); dkim.domain from newsletter.yaml, else the From address's domain.
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlgorithm {
+    Rsa,
+    Ed25519,
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Everything the environment says, read once at start-up and passed down.
 //!
 //! This is the only module that reads environment variables: where mail goes, the secret
-//! behind links, extra certificate authorities, a fixed clock for tests, and how to log. The
+//! behind links, extra certificate authorities, the DKIM keys, the bounce mailbox, a fixed
+//! clock for tests, and how to log. The
 //! rest of the program takes these values as arguments, so a test can set them without
 //! touching its own process's environment.
 
@@ -11,8 +12,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::bounce::imap_url::{BOUNCE_IMAP_URL_ENV, ImapUrl, ImapUrlError};
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::delivery::smtp_url::{SmtpUrl, SmtpUrlError};
+use crate::message::dkim::{ED25519_KEY_ENV, KEY_ENV, KeyEnv};
 
 /// Where mail goes: `smtp://host:port`, `smtp://host:587?tls=required`, `smtps://user:pass@host`.
 pub const SMTP_URL_ENV: &str = "LETTERPRESS_SMTP_URL";
@@ -38,6 +41,12 @@ pub struct Settings {
     /// A fixed "now", for tests.
     pub now: Option<DateTime<Utc>>,
     pub log: LogSettings,
+    /// The DKIM key files `LETTERPRESS_DKIM_KEY` and `LETTERPRESS_DKIM_ED25519_KEY` name, when
+    /// the keys are not in `.letterpress/dkim/`.
+    pub dkim_keys: KeyEnv,
+    /// The bounce mailbox (`LETTERPRESS_BOUNCE_IMAP_URL`); a malformed URL is kept as its
+    /// error, reported only by `bounces fetch`.
+    bounce_imap_url: Option<Result<ImapUrl, ImapUrlError>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -97,7 +106,22 @@ impl Settings {
                 filter: get(LOG_ENV),
                 under_journal: lookup(JOURNAL_ENV).is_some(),
             },
+            dkim_keys: KeyEnv {
+                key: get(KEY_ENV).map(PathBuf::from),
+                ed25519_key: get(ED25519_KEY_ENV).map(PathBuf::from),
+            },
+            bounce_imap_url: get(BOUNCE_IMAP_URL_ENV).map(|text| ImapUrl::parse(&text)),
         })
+    }
+
+    /// The bounce mailbox `LETTERPRESS_BOUNCE_IMAP_URL` names, `None` when it is unset, or why
+    /// it cannot be used.
+    pub fn bounce_imap(&self) -> Result<Option<&ImapUrl>, ImapUrlError> {
+        match &self.bounce_imap_url {
+            None => Ok(None),
+            Some(Ok(url)) => Ok(Some(url)),
+            Some(Err(error)) => Err(error.clone()),
+        }
     }
 
     /// The relay named by `LETTERPRESS_SMTP_URL`, `None` when it is unset (the outbox), or
@@ -161,5 +185,33 @@ mod tests {
             "2021-08-23T13:00:00+00:00"
         );
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn dkim_key_paths_and_the_bounce_mailbox_come_from_the_environment_never_printed() {
+        let found = settings(&[
+            (KEY_ENV, "/etc/letterpress/lp2026.pem"),
+            (ED25519_KEY_ENV, " "),
+            (
+                BOUNCE_IMAP_URL_ENV,
+                "imaps://bounces:hunter2@imap.example.com/INBOX",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            found.dkim_keys,
+            KeyEnv {
+                key: Some(PathBuf::from("/etc/letterpress/lp2026.pem")),
+                ed25519_key: None,
+            }
+        );
+        let url = found.bounce_imap().unwrap().unwrap();
+        assert_eq!(url.host, "imap.example.com");
+        assert!(!format!("{found:?}").contains("hunter2"));
+        let broken = settings(&[(BOUNCE_IMAP_URL_ENV, "pop3://x@y")]).unwrap();
+        assert!(
+            broken.bounce_imap().is_err(),
+            "kept for `bounces fetch` to report"
+        );
     }
 }

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
+use crate::message::dkim::{self, DnsRecord, KeyEnv};
 use crate::message::{Kind, MessageTemplate, Recipient};
 use crate::model::address::EmailAddress;
 use crate::model::issue::{Issue, Readiness};
@@ -87,6 +88,47 @@ pub fn lint_list_id(newsletter: &Newsletter, stored: Option<String>) -> Diagnost
 
 fn has_local_images(issue: &Issue) -> bool {
     issue.local_images().next().is_some()
+}
+
+/// DKIM as `check` sees it, without signing anything: with `dkim:`, every configured key
+/// exists, parses and is of its selector's algorithm (errors, since a send would refuse to go
+/// out unsigned), and the signing domain is aligned with From (a warning); without `dkim:`, a
+/// warning naming the command that fixes it. Also the DNS records the keys must be published
+/// as.
+pub fn lint_dkim(
+    newsletter: &Newsletter,
+    keys: &KeyEnv,
+    state_dir: &std::path::Path,
+) -> (Diagnostics, Vec<DnsRecord>) {
+    let file = crate::workspace::NEWSLETTER_FILE;
+    let mut diagnostics = Diagnostics::default();
+    let about = |severity, message: String| Diagnostic {
+        severity,
+        file: file.to_string(),
+        mark: None,
+        field: "dkim".to_string(),
+        message,
+    };
+    let Some(config) = &newsletter.dkim else {
+        diagnostics.push(about(
+            Severity::Warning,
+            "not set, so messages go out unsigned, and Gmail and Yahoo want bulk mail signed by the From domain: `letterpress dkim keygen` makes a key and prints the DNS record and the lines to add".to_string(),
+        ));
+        return (diagnostics, Vec::new());
+    };
+    let report = dkim::check(config, &newsletter.from.address, keys, state_dir);
+    for error in &report.errors {
+        diagnostics.push(about(Severity::Error, error.to_string()));
+    }
+    for warning in &report.warnings {
+        diagnostics.push(about(Severity::Warning, warning.to_string()));
+    }
+    let records = report
+        .keys
+        .into_iter()
+        .filter_map(|(_, record)| record)
+        .collect();
+    (diagnostics, records)
 }
 
 /// Problems that only show across issues and the clock: two ready issues for one slot, a

@@ -80,6 +80,8 @@ fn main() -> ExitCode {
         Command::Backup { file } => cmd::backup::run(&context, file),
         Command::Completions { shell } => cmd::manual::completions(*shell),
         Command::Manpage { dir } => cmd::manual::manpage(dir),
+        Command::Bounces { command } => cmd::bounces::run(&context, command),
+        Command::Dkim { command } => cmd::dkim::run(&context, command),
     };
     result.unwrap_or_else(report)
 }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Passphrase;
 use crate::ledger::{LEDGER_FILE, Ledger};
+use crate::message::dkim::KeyEnv;
 use crate::secret::{Secret, SecretError};
 
 pub const STATE_DIR: &str = ".letterpress";
@@ -34,6 +35,11 @@ pub struct StateDir {
     path: PathBuf,
     /// How the folder is named in messages (relative to the workspace).
     display: String,
+    /// Key files named by the environment, which take the place of `dkim/<selector>.pem`
+    /// here. Carried with the folder so that everything that sends for this workspace (a
+    /// send, a proof, the scheduler, the sign-up mail from `serve`) signs with the same keys
+    /// without being handed them one by one.
+    dkim_keys: KeyEnv,
 }
 
 impl StateDir {
@@ -42,7 +48,20 @@ impl StateDir {
         StateDir {
             path: root.join(STATE_DIR),
             display: STATE_DIR.to_string(),
+            dkim_keys: KeyEnv::default(),
         }
+    }
+
+    /// The same folder, with the DKIM key files the environment names
+    /// (`Settings::dkim_keys`).
+    pub fn with_dkim_keys(mut self, keys: KeyEnv) -> StateDir {
+        self.dkim_keys = keys;
+        self
+    }
+
+    /// Where DKIM keys are read from beside `dkim/<selector>.pem` (see `DkimConfig::key_files`).
+    pub fn dkim_keys(&self) -> &KeyEnv {
+        &self.dkim_keys
     }
 
     pub fn path(&self) -> &Path {

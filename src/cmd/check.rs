@@ -30,6 +30,7 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
     let mut notes: Vec<String> = Vec::new();
 
     let mut theme = None;
+    let mut dkim_records = Vec::new();
     if let Some(newsletter) = &newsletter {
         let (loaded, found) = split(workspace.load_theme(newsletter));
         diagnostics.extend(found);
@@ -51,6 +52,10 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
             };
             details = describe_subscribers(&list.summary, notes.len(), signups);
         }
+        let state = &context.state;
+        let (dkim, records) = lint::lint_dkim(newsletter, state.dkim_keys(), state.path());
+        diagnostics.extend(dkim);
+        dkim_records = records;
         rows.push(Row {
             file: workspace.display(&workspace.subscribers_path(newsletter)),
             details,
@@ -95,6 +100,7 @@ pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<Exit
 
     let file_order: Vec<String> = rows.iter().map(|row| row.file.clone()).collect();
     diagnostics.sort_by_position(&file_order);
+    super::print::dns_records(&dkim_records);
     print_report(&diagnostics, &notes, &rows, issue_paths.len());
     Ok(super::exit_status(!diagnostics.has_errors()))
 }

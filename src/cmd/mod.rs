@@ -2,7 +2,9 @@
 //! holds the printing several commands share.
 
 pub mod backup;
+pub mod bounces;
 pub mod check;
+pub mod dkim;
 pub mod init;
 pub mod manual;
 pub mod new;
@@ -37,7 +39,7 @@ pub struct Context {
 impl Context {
     pub fn new(workspace: Workspace, settings: Settings) -> Context {
         Context {
-            state: StateDir::of(workspace.root()),
+            state: StateDir::of(workspace.root()).with_dkim_keys(settings.dkim_keys.clone()),
             clock: settings.clock(),
             workspace,
             settings,

@@ -1,7 +1,8 @@
-//! Printing that several commands share: an issue's delivery report.
+//! Printing that several commands share: an issue's delivery report, a DKIM key's DNS record.
 
 use crate::delivery::Report;
 use crate::delivery::report::Problem;
+use crate::message::dkim::DnsRecord;
 use crate::units::{grouped, printable};
 
 /// How many of each problem are listed before "... and N more".
@@ -32,6 +33,19 @@ pub fn report(report: &Report) {
         ));
     }
     println!("{line}");
+    if report.hard_bounces + report.soft_bounces + report.complaints > 0 {
+        println!(
+            "bounces: {} hard, {} soft ({:.1}%); complaints: {} ({:.2}%)",
+            grouped(report.hard_bounces),
+            grouped(report.soft_bounces),
+            report.bounce_rate,
+            grouped(report.complaints),
+            report.complaint_rate
+        );
+    }
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
     problems("failed (not retried)", &report.failures);
     if !report.failures.is_empty() {
         println!(
@@ -150,5 +164,27 @@ impl crate::delivery::engine::Progress for ProgressReporter {
                 grouped(tally.retries)
             );
         }
+    }
+}
+
+/// The DNS records of the configured DKIM keys, as `check` lists them: one line each.
+pub fn dns_records(records: &[DnsRecord]) {
+    if records.is_empty() {
+        return;
+    }
+    println!("DKIM keys, each published in DNS as this TXT record:");
+    for record in records {
+        println!("  {record}");
+    }
+}
+
+/// A DKIM key's TXT record: its name and value on one line each, for a DNS console, and the
+/// zone-file form, split into strings of at most 255 bytes as DNS needs.
+pub fn dns_record(record: &DnsRecord) {
+    println!("  name:  {}", record.name);
+    println!("  value: {}", record.value);
+    println!("  zone file (BIND):");
+    for line in record.zone_file().lines() {
+        println!("    {line}");
     }
 }

@@ -108,6 +108,12 @@ fn render_issue(context: &Context, issue_argument: &str, out: &Path) -> anyhow::
         &context.clock.now().to_rfc2822(),
         &mut eml,
     );
+    // Signed as a send would sign it; without its key the sample is still worth having.
+    match crate::delivery::transport::signer_for(newsletter, &context.state) {
+        Ok(Some(signer)) => signer.prepend_signatures(&mut eml)?,
+        Ok(None) => {}
+        Err(error) => eprintln!("warning: sample.eml is not DKIM-signed: {error:#}"),
+    }
 
     let relative_dir = out.join(issue.id.as_str());
     let dir = workspace.path(&relative_dir);

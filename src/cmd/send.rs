@@ -140,6 +140,9 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
         plural(count as u64),
         transport.describe()
     );
+    if let Some(signing) = transport.signing() {
+        println!("Signing with {signing}");
+    }
 
     let started = Instant::now();
     let (summary, ledger) = super::runtime()?.block_on(async {

@@ -41,6 +41,9 @@ pub fn run(context: &Context, issue_argument: &str, to: &[String]) -> anyhow::Re
         edition.issue_file,
         transport.describe()
     );
+    if let Some(signing) = transport.signing() {
+        println!("Signing with {signing}");
+    }
     let proofs = super::runtime()?.block_on(async {
         let proofs = send_proofs(
             &edition,

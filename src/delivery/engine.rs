@@ -24,8 +24,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::transport::{Attempt, Envelope, Transport};
+use crate::bounce::verp::{VerpTag, verp_address};
 use crate::clock::Clock;
-use crate::ledger::{Ledger, Outcome, State, Via};
+use crate::ledger::{Claim, Ledger, Outcome, State, Via};
 use crate::message::{MessageTemplate, Recipient};
 use crate::model::address::{AddressKey, EmailAddress};
 use crate::model::issue::IssueId;
@@ -40,6 +41,9 @@ pub struct Job {
     /// Where the row was before this run claimed it, to put it back if never handed over.
     pub previous: State,
     attempts: u32,
+    /// The tag of the message's envelope sender, with `bounce_address`; worked out and
+    /// recorded when the row is claimed.
+    verp_tag: Option<VerpTag>,
 }
 
 impl Job {
@@ -55,7 +59,34 @@ impl Job {
             name,
             previous,
             attempts: 0,
+            verp_tag: None,
         }
+    }
+}
+
+/// With `bounce_address`, each message's envelope sender is `bounces+<tag>@example.com`
+/// (`bounce::verp`), the tag naming the issue and the reader, so that a bounce names them
+/// even when it mangles everything else.
+#[derive(Debug, Clone)]
+pub struct Verp {
+    /// `bounce_address` in its envelope form (the domain in ASCII).
+    bounce_address: EmailAddress,
+    /// What the tags are signed with: the ledger's list key, as for tokens and Message-IDs.
+    list_key: String,
+}
+
+impl Verp {
+    pub fn new(bounce_address: &EmailAddress, list_key: String) -> Verp {
+        let bounce_address = EmailAddress::parse(&bounce_address.envelope_form())
+            .unwrap_or_else(|_| bounce_address.clone());
+        Verp {
+            bounce_address,
+            list_key,
+        }
+    }
+
+    fn tag(&self, secret: &Secret, issue: &IssueId, reader: &AddressKey) -> VerpTag {
+        VerpTag::for_delivery(secret, &self.list_key, issue.as_str(), reader.as_str())
     }
 }
 
@@ -64,8 +95,9 @@ pub struct Batch {
     pub issue: IssueId,
     pub template: Arc<MessageTemplate>,
     pub secret: Arc<Secret>,
-    /// The envelope sender (MAIL FROM).
+    /// The envelope sender (MAIL FROM), unless `verp` gives each message its own.
     pub sender: EmailAddress,
+    pub verp: Option<Verp>,
     pub jobs: Vec<Job>,
     /// When the jobs were chosen: readers suppressed since are skipped at their turn.
     pub suppressed_since: DateTime<Utc>,
@@ -159,6 +191,7 @@ pub struct SendLoop {
     template: Arc<MessageTemplate>,
     secret: Arc<Secret>,
     sender: EmailAddress,
+    verp: Option<Arc<Verp>>,
     transport: Arc<Transport>,
     options: Options,
     concurrency: usize,
@@ -210,6 +243,7 @@ impl SendLoop {
             template: batch.template,
             secret: batch.secret,
             sender: batch.sender,
+            verp: batch.verp.map(Arc::new),
             transport,
             pacer: options
                 .rate_per_second
@@ -323,18 +357,25 @@ impl SendLoop {
                         email: job.key.clone(),
                         state: State::Skipped,
                         reply: Some("unsubscribed while the issue was going out".into()),
+                        hard_bounce: false,
                     });
                 }
                 keep
             });
         }
+        // The tag is known before the message exists, and kept with the claim: a bounce
+        // that arrives even for a message whose answer was never recorded finds its reader.
+        if let Some(verp) = &self.verp {
+            for job in &mut batch {
+                job.verp_tag = Some(verp.tag(&self.secret, &self.recorder.issue, &job.key));
+            }
+        }
         let claims = batch
             .iter()
-            .map(|job| {
-                (
-                    job.key.clone(),
-                    self.template.message_id(&self.secret, &job.address),
-                )
+            .map(|job| Claim {
+                email: job.key.clone(),
+                message_id: self.template.message_id(&self.secret, &job.address),
+                verp_tag: job.verp_tag.as_ref().map(|tag| tag.as_str().to_string()),
             })
             .collect();
         self.recorder.claim(claims).await?;
@@ -351,7 +392,12 @@ impl SendLoop {
         let template = self.template.clone();
         let secret = self.secret.clone();
         let pacer = self.pacer.clone();
-        let sender = self.sender.clone();
+        let envelope = match (&self.verp, &job.verp_tag) {
+            (Some(verp), Some(tag)) => {
+                Envelope::with_sender(verp_address(&verp.bounce_address, tag), &job.address)
+            }
+            _ => Envelope::new(&self.sender, &job.address),
+        };
         let clock = self.clock.clone();
         let mut stop = self.stop.clone();
         self.running.spawn(async move {
@@ -383,9 +429,7 @@ impl SendLoop {
                 &clock.now().to_rfc2822(),
                 &mut message,
             );
-            let attempt = transport
-                .send(&Envelope::new(&sender, &job.address), &message)
-                .await;
+            let attempt = transport.send(&envelope, &message).await;
             Handed {
                 job,
                 attempt: Some(attempt),
@@ -407,6 +451,7 @@ impl SendLoop {
                 email: job.key.clone(),
                 state: job.previous,
                 reply: None,
+                hard_bounce: false,
             });
             self.tally.total -= 1;
             return;
@@ -420,8 +465,12 @@ impl SendLoop {
                 self.results.push(outcome(&job, State::Sent, reply));
             }
             Attempt::Permanent(reply) => {
+                // A 5xx to RCPT is a hard bounce during the send: recorded with the failure.
                 self.tally.failed += 1;
-                self.results.push(outcome(&job, State::Failed, reply));
+                self.results.push(Outcome {
+                    hard_bounce: true,
+                    ..outcome(&job, State::Failed, reply)
+                });
             }
             Attempt::Refused(reply) => {
                 self.tally.failed += 1;
@@ -470,6 +519,7 @@ impl SendLoop {
                     email: job.key.clone(),
                     state: job.previous,
                     reply: Some(reason.clone()),
+                    hard_bounce: false,
                 });
                 self.tally.total -= 1;
                 self.queue.push_front(job);
@@ -514,6 +564,7 @@ impl SendLoop {
             reply: Some(format!(
                 "put back: the relay refused the issue itself ({reply})"
             )),
+            hard_bounce: false,
         });
         self.tally.failed -= 1;
         self.tally.total -= 1;
@@ -541,6 +592,7 @@ impl SendLoop {
                 email: job.key.clone(),
                 state: job.previous,
                 reply: None,
+                hard_bounce: false,
             });
             self.tally.total -= 1;
         }
@@ -564,6 +616,7 @@ fn outcome(job: &Job, state: State, reply: String) -> Outcome {
         email: job.key.clone(),
         state,
         reply: Some(reply),
+        hard_bounce: false,
     }
 }
 
@@ -681,7 +734,7 @@ impl Recorder {
             .context("cannot read the suppression list")
     }
 
-    async fn claim(&self, claims: Vec<(AddressKey, String)>) -> anyhow::Result<()> {
+    async fn claim(&self, claims: Vec<Claim>) -> anyhow::Result<()> {
         self.with_ledger(move |ledger, issue, now| ledger.mark_sending(issue, &claims, now))
             .await
             .context("cannot mark recipients as sending in the ledger")
@@ -766,6 +819,7 @@ mod tests {
                 ),
                 secret: Arc::new(Secret::from_passphrase(&"s".repeat(32)).unwrap()),
                 sender: self.edition.newsletter.from.address.clone(),
+                verp: None,
                 jobs,
                 suppressed_since: clock().now(),
             };

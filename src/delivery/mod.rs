@@ -3,9 +3,11 @@
 //!
 //! `audience` decides who gets an issue, `prepare` locks and queues a send (or measures one,
 //! dry), `engine` runs it, `report` reads back how it went, `proof` sends tests to the editor;
-//! `transport`, `smtp` and `smtp_url` are where messages go.
+//! `transport`, `smtp` and `smtp_url` are where messages go; `bounces` takes in what comes
+//! back.
 
 pub mod audience;
+pub mod bounces;
 pub mod engine;
 pub mod lock;
 pub mod prepare;

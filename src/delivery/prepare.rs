@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::audience::{Reader, audience, for_each_reader};
-use super::engine::{Batch, Job, Options, Progress, SendLoop, Summary};
+use super::engine::{Batch, Job, Options, Progress, SendLoop, Summary, Verp};
 use super::lock::IssueLock;
 use super::transport::Transport;
 use crate::clock::Clock;
@@ -35,6 +35,8 @@ pub struct PreparedSend {
     pub from_outbox: usize,
     template: Arc<MessageTemplate>,
     secret: Arc<Secret>,
+    /// The ledger's list key, which VERP tags are signed with.
+    list_key: String,
     /// When the audience was read: anyone suppressed since (while `send` waited at its
     /// prompt, say) is skipped when their turn comes.
     audience_at: DateTime<Utc>,
@@ -88,7 +90,17 @@ impl PreparedSend {
                     state.display("images")
                 )
             })?;
-        let template = Arc::new(edition.message_template(Kind::Issue)?.keyed(list_key));
+        let template = Arc::new(
+            edition
+                .message_template(Kind::Issue)?
+                .keyed(list_key.clone()),
+        );
+        // Before the audience is read: a retry lifts the suppressions its own refusals set.
+        let retried = if options.retry_failed {
+            ledger.requeue_failed(issue, now)?
+        } else {
+            0
+        };
         let mut wanted: Vec<Reader> = audience(&edition.list, Some(&ledger))?;
 
         let mut uncertain = ledger.rows_in(issue, State::Sending)?.len();
@@ -97,11 +109,6 @@ impl PreparedSend {
             requeued = ledger.requeue_uncertain(issue, now)?;
             uncertain = 0;
         }
-        let retried = if options.retry_failed {
-            ledger.requeue_failed(issue, now)?
-        } else {
-            0
-        };
         let from_outbox = if options.via == Via::Relay {
             ledger.requeue_outbox_copies(issue, now)?
         } else {
@@ -145,6 +152,7 @@ impl PreparedSend {
             from_outbox,
             template,
             secret: Arc::new(secret),
+            list_key,
             audience_at: now,
         })
     }
@@ -164,6 +172,7 @@ impl PreparedSend {
             jobs,
             template,
             secret,
+            list_key,
             audience_at,
             ..
         } = self;
@@ -175,11 +184,17 @@ impl PreparedSend {
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(60),
         };
+        let verp = edition
+            .newsletter
+            .bounce_address
+            .as_ref()
+            .map(|bounce_address| Verp::new(bounce_address, list_key));
         let batch = Batch {
             issue: edition.issue.id.clone(),
             template,
             secret,
             sender: edition.newsletter.from.address.clone(),
+            verp,
             jobs,
             suppressed_since: audience_at,
         };

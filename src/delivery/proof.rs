@@ -32,7 +32,13 @@ pub async fn send_proofs(
 ) -> anyhow::Result<Vec<Proof>> {
     let list_key = ledger.list_key(&edition.list_id())?;
     let template = edition.message_template(Kind::Test)?.keyed(list_key);
-    let sender = &edition.newsletter.from.address;
+    // A proof is no delivery: no VERP tag names it, but its bounces still go where the
+    // newsletter's bounces go, not to the editors' From address.
+    let newsletter = &edition.newsletter;
+    let sender = newsletter
+        .bounce_address
+        .as_ref()
+        .unwrap_or(&newsletter.from.address);
     let mut proofs = Vec::with_capacity(recipients.len());
     for recipient in recipients {
         let key = recipient.key();

@@ -25,11 +25,32 @@ pub struct Report {
     /// Left in flight by a send that died: maybe delivered, maybe not.
     pub uncertain: u64,
     pub skipped: u64,
+    /// Readers whose address bounced for good: refused at RCPT during the send, or a hard
+    /// bounce report afterwards. Each was taken off the list.
+    pub hard_bounces: u64,
+    /// Readers with a soft bounce (and no hard one) for this issue.
+    pub soft_bounces: u64,
+    /// Readers who marked the issue as spam (feedback reports).
+    pub complaints: u64,
+    /// Hard and soft bounces, in percent of the messages handed to a relay (sent or
+    /// refused).
+    pub bounce_rate: f64,
+    /// Complaints, in percent of the messages a relay accepted.
+    pub complaint_rate: f64,
+    /// Rates above what mailbox providers tolerate, said in words.
+    pub warnings: Vec<String>,
     pub failures: Vec<Problem>,
     pub deferrals: Vec<Problem>,
     /// With why each is uncertain, when known (no answer after the final dot, say).
     pub uncertain_recipients: Vec<Problem>,
 }
+
+/// Above this share of bounces (in percent) receivers start to doubt a sender's list: the
+/// threshold Mailchimp, SES and Postmark hold senders to.
+pub const BOUNCE_RATE_WARNING: f64 = 2.0;
+/// Above this share of complaints (in percent) Gmail's bulk-sender rules start to bite (it
+/// asks for under 0.1%, and blocks above 0.3%).
+pub const COMPLAINT_RATE_WARNING: f64 = 0.1;
 
 /// A recipient who does not have the issue, and the relay's last word on it.
 #[derive(Debug, Serialize)]
@@ -65,6 +86,27 @@ impl Report {
         } else {
             problems(State::Sending)?
         };
+        let reports = ledger.report_counts(issue)?;
+        let rate = |count: u64, of: u64| {
+            if of == 0 {
+                0.0
+            } else {
+                count as f64 * 100.0 / of as f64
+            }
+        };
+        let bounce_rate = rate(reports.hard + reports.soft, counts.sent + counts.failed);
+        let complaint_rate = rate(reports.complaints, counts.sent);
+        let mut warnings = Vec::new();
+        if bounce_rate > BOUNCE_RATE_WARNING {
+            warnings.push(format!(
+                "{bounce_rate:.1}% of the messages bounced, above the {BOUNCE_RATE_WARNING}% receivers tolerate: the list has old or mistyped addresses (the bounced ones are off it now; check where new ones come from)"
+            ));
+        }
+        if complaint_rate > COMPLAINT_RATE_WARNING {
+            warnings.push(format!(
+                "{complaint_rate:.2}% of the readers marked the issue as spam, above the {COMPLAINT_RATE_WARNING}% Gmail asks bulk senders to stay under (it blocks above 0.3%): make sure everyone on the list asked for it, and that leaving is easy"
+            ));
+        }
         Ok(Report {
             issue: issue.to_string(),
             running,
@@ -76,6 +118,12 @@ impl Report {
             failed: counts.failed,
             uncertain: if running { 0 } else { counts.sending },
             skipped: counts.skipped,
+            hard_bounces: reports.hard,
+            soft_bounces: reports.soft,
+            complaints: reports.complaints,
+            bounce_rate,
+            complaint_rate,
+            warnings,
             failures: problems(State::Failed)?,
             deferrals: problems(State::Deferred)?,
             uncertain_recipients,
@@ -95,6 +143,12 @@ impl Report {
             failed: 0,
             uncertain: 0,
             skipped: 0,
+            hard_bounces: 0,
+            soft_bounces: 0,
+            complaints: 0,
+            bounce_rate: 0.0,
+            complaint_rate: 0.0,
+            warnings: Vec::new(),
             failures: Vec::new(),
             deferrals: Vec::new(),
             uncertain_recipients: Vec::new(),

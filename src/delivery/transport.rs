@@ -2,15 +2,21 @@
 //! no relay is configured. Every attempt ends in one of a few outcomes the send loop branches
 //! on (`Attempt`); `classify` is where a relay's refusal is judged to be about the sender, the
 //! reader or the message.
+//!
+//! Every message that leaves goes through `Transport::send`, so that is where it is signed
+//! (DKIM, when `dkim:` is set): an issue, a proof, a sign-up confirmation, a copy in the
+//! outbox. A transport for a newsletter with `dkim:` cannot be opened without its keys, so
+//! nothing goes out unsigned by mistake.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::smtp::{Session, SmtpError, Step, Timeouts, TlsSettings};
 use super::smtp_url::{SmtpUrl, is_host_name};
 use crate::config::Settings;
 use crate::ledger::Via;
+use crate::message::dkim::DkimSigner;
 use crate::model::address::{AddressKey, EmailAddress};
 use crate::model::newsletter::Newsletter;
 use crate::state::StateDir;
@@ -52,6 +58,16 @@ impl Envelope {
     pub fn new(from: &EmailAddress, to: &EmailAddress) -> Envelope {
         Envelope {
             from: from.envelope_form(),
+            to: to.envelope_form(),
+            to_key: to.key(),
+        }
+    }
+
+    /// An envelope whose sender is already in its envelope form (a VERP address,
+    /// `bounce::verp_address`).
+    pub fn with_sender(from: String, to: &EmailAddress) -> Envelope {
+        Envelope {
+            from,
             to: to.envelope_form(),
             to_key: to.key(),
         }
@@ -109,6 +125,7 @@ impl Transport {
     ) -> anyhow::Result<Transport> {
         let delivery = &newsletter.delivery;
         let sender_domain = newsletter.from.address.domain();
+        let signer = signer_for(newsletter, state)?.map(Arc::new);
         match destination {
             Destination::Relay(url, tls) => {
                 let timeouts = Timeouts {
@@ -116,21 +133,32 @@ impl Transport {
                     final_reply: Duration::from_secs(u64::from(delivery.final_reply_seconds)),
                 };
                 let hello = hello_name(url, machine_name().as_deref(), sender_domain);
-                Ok(Transport::Smtp(SmtpRelay::new(
-                    url.clone(),
-                    timeouts,
-                    tls.clone(),
-                    hello,
-                )))
+                Ok(Transport::Smtp(
+                    SmtpRelay::new(url.clone(), timeouts, tls.clone(), hello).signed_by(signer),
+                ))
             }
             Destination::Outbox => {
                 let dir = state.outbox_dir(outbox);
                 let display = state.display(dir.strip_prefix(state.path()).unwrap_or(&dir));
                 let outbox = Outbox::new(dir, display)
                     .map_err(|error| anyhow::anyhow!("cannot create the outbox folder: {error}"))?;
-                Ok(Transport::Outbox(outbox))
+                Ok(Transport::Outbox(outbox.signed_by(signer)))
             }
         }
+    }
+
+    /// The signer every message is signed with, when `dkim:` is set.
+    pub fn signer(&self) -> Option<&Arc<DkimSigner>> {
+        match self {
+            Transport::Smtp(relay) => relay.signer.as_ref(),
+            Transport::Outbox(outbox) => outbox.signer.as_ref(),
+        }
+    }
+
+    /// How messages are signed, for the user: `DKIM as example.com: rsa-sha256 (lp2026),
+    /// ed25519-sha256 (lp2026e)`; `None` when they are not.
+    pub fn signing(&self) -> Option<String> {
+        self.signer().map(|signer| describe_signer(signer))
     }
 
     /// Where a message accepted by this transport went, as the ledger records it.
@@ -149,7 +177,18 @@ impl Transport {
         }
     }
 
+    /// Hands one message over, signed first when `dkim:` is set.
     pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Attempt {
+        let signed = match self.signer() {
+            None => None,
+            Some(signer) => match sign(signer.clone(), message.to_vec()).await {
+                Ok(signed) => Some(signed),
+                // Never sent unsigned: a key that signed once signs always, so this is a
+                // fault worth stopping the run for.
+                Err(reason) => return Attempt::Fatal(reason),
+            },
+        };
+        let message = signed.as_deref().unwrap_or(message);
         match self {
             Transport::Smtp(relay) => relay.send(envelope, message).await,
             Transport::Outbox(outbox) => outbox.write(envelope, message),
@@ -163,6 +202,55 @@ impl Transport {
     }
 }
 
+/// The DKIM signer for the newsletter's mail: `None` without `dkim:`, an error when `dkim:`
+/// is set and a key cannot be used (missing, unreadable, of the wrong algorithm). Keys are
+/// read from `LETTERPRESS_DKIM_KEY`/`LETTERPRESS_DKIM_ED25519_KEY`, else from
+/// `.letterpress/dkim/<selector>.pem`.
+pub fn signer_for(newsletter: &Newsletter, state: &StateDir) -> anyhow::Result<Option<DkimSigner>> {
+    let Some(config) = &newsletter.dkim else {
+        return Ok(None);
+    };
+    let signer = DkimSigner::load(
+        config,
+        &newsletter.from.address,
+        state.dkim_keys(),
+        state.path(),
+    )
+    .map_err(|error| {
+        anyhow::Error::new(error)
+            .context("newsletter.yaml sets `dkim:`, and nothing is sent unsigned")
+    })?;
+    Ok(Some(signer))
+}
+
+/// `DKIM as example.com: rsa-sha256 (lp2026), ed25519-sha256 (lp2026e)`.
+pub fn describe_signer(signer: &DkimSigner) -> String {
+    let keys: Vec<String> = signer
+        .algorithms()
+        .zip(signer.dns_records())
+        .map(|(algorithm, record)| {
+            let selector = record.name.split("._domainkey.").next().unwrap_or_default();
+            format!("{algorithm} ({selector})")
+        })
+        .collect();
+    format!("DKIM as {}: {}", signer.domain(), keys.join(", "))
+}
+
+/// The message with its `DKIM-Signature` fields in front. Signing is CPU work (about 0.9 ms
+/// with RSA-2048, 0.1 ms with Ed25519), so it runs on tokio's blocking threads: the
+/// connections' tasks keep reading and writing meanwhile, and messages for several
+/// connections are signed on every core at once.
+async fn sign(signer: Arc<DkimSigner>, mut message: Vec<u8>) -> Result<Vec<u8>, String> {
+    tokio::task::spawn_blocking(move || {
+        signer
+            .prepend_signatures(&mut message)
+            .map(|()| message)
+            .map_err(|error| format!("cannot DKIM-sign the message: {error}"))
+    })
+    .await
+    .map_err(|error| format!("the DKIM signing task failed: {error}"))?
+}
+
 /// An SMTP relay, over up to `delivery.concurrency` sessions kept open and reused.
 pub struct SmtpRelay {
     url: SmtpUrl,
@@ -170,6 +258,7 @@ pub struct SmtpRelay {
     tls: TlsSettings,
     hello: String,
     idle: Mutex<Vec<IdleSession>>,
+    signer: Option<Arc<DkimSigner>>,
 }
 
 struct IdleSession {
@@ -189,7 +278,14 @@ impl SmtpRelay {
             tls,
             hello,
             idle: Mutex::new(Vec::new()),
+            signer: None,
         }
+    }
+
+    /// The relay, signing every message with `signer` (when there is one).
+    pub fn signed_by(mut self, signer: Option<Arc<DkimSigner>>) -> SmtpRelay {
+        self.signer = signer;
+        self
     }
 
     /// One attempt, each step bounded by its timeout. A session that timed out or broke is
@@ -365,12 +461,24 @@ pub fn classify(error: SmtpError) -> Attempt {
 pub struct Outbox {
     dir: PathBuf,
     display_dir: String,
+    signer: Option<Arc<DkimSigner>>,
 }
 
 impl Outbox {
     pub fn new(dir: PathBuf, display_dir: String) -> std::io::Result<Outbox> {
         crate::state::create_private_dir(&dir)?;
-        Ok(Outbox { dir, display_dir })
+        Ok(Outbox {
+            dir,
+            display_dir,
+            signer: None,
+        })
+    }
+
+    /// The outbox, signing every message with `signer` (when there is one), as a relay
+    /// would get it.
+    pub fn signed_by(mut self, signer: Option<Arc<DkimSigner>>) -> Outbox {
+        self.signer = signer;
+        self
     }
 
     pub fn dir(&self) -> &Path {

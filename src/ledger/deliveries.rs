@@ -83,6 +83,26 @@ pub struct Outcome {
     pub email: AddressKey,
     pub state: State,
     pub reply: Option<String>,
+    /// A 5xx to RCPT: the address takes no mail. Recorded with the failure, in the same
+    /// commit, as a hard bounce of the issue that suppresses the address (`reports`).
+    pub hard_bounce: bool,
+}
+
+/// A recipient claimed for sending: their message's Message-ID and, with `bounce_address`,
+/// the VERP tag of its envelope sender. Both are kept with the row, so that a bounce naming
+/// either is tied back to this reader and issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub email: AddressKey,
+    pub message_id: String,
+    pub verp_tag: Option<String>,
+}
+
+/// One of our deliveries, as a bounce or complaint is tied to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub issue: IssueId,
+    pub email: AddressKey,
 }
 
 /// How many recipients of an issue are in each state.
@@ -256,7 +276,7 @@ impl Ledger {
     pub fn mark_sending(
         &mut self,
         issue: &IssueId,
-        claims: &[(AddressKey, String)],
+        claims: &[Claim],
         now: DateTime<Utc>,
     ) -> Result<()> {
         let now = timestamp(now);
@@ -264,16 +284,21 @@ impl Ledger {
         {
             let mut update = transaction.prepare_cached(
                 "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
-                    message_id = ?3, updated_at = ?4
+                    message_id = ?3, verp_tag = ?4, updated_at = ?5
                  WHERE issue = ?1 AND email = ?2 AND state IN ('pending', 'deferred')",
             )?;
-            for (email, message_id) in claims {
-                let changed =
-                    update.execute(params![issue.as_str(), email.as_str(), message_id, now])?;
+            for claim in claims {
+                let changed = update.execute(params![
+                    issue.as_str(),
+                    claim.email.as_str(),
+                    claim.message_id,
+                    claim.verp_tag,
+                    now
+                ])?;
                 if changed != 1 {
                     return Err(LedgerError::ClaimConflict {
                         issue: issue.to_string(),
-                        email: email.to_string(),
+                        email: claim.email.to_string(),
                     });
                 }
             }
@@ -290,6 +315,7 @@ impl Ledger {
         via: Via,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let at = now;
         let now = timestamp(now);
         let transaction = self.connection.transaction()?;
         {
@@ -308,6 +334,10 @@ impl Ledger {
                     now,
                     via.as_str()
                 ])?;
+                if outcome.hard_bounce {
+                    let reply = outcome.reply.as_deref().unwrap_or("5xx to RCPT");
+                    super::reports::keep_refusal(&transaction, issue, &outcome.email, reply, at)?;
+                }
             }
         }
         transaction.commit()?;
@@ -327,12 +357,71 @@ impl Ledger {
 
     /// `send --retry-failed`: readers the relay refused for good go back in the queue (after
     /// a mistake, like a relay that refused the whole session with a 5xx).
+    /// The suppressions those refusals set at RCPT are lifted with them (and the lift
+    /// logged): a reader who still refuses is suppressed again by this send.
     pub fn requeue_failed(&mut self, issue: &IssueId, now: DateTime<Utc>) -> Result<usize> {
-        Ok(self.connection.execute(
+        let failed: Vec<String> = {
+            let mut statement = self.connection.prepare_cached(
+                "SELECT email FROM deliveries WHERE issue = ?1 AND state = 'failed'",
+            )?;
+            statement
+                .query_map([issue.as_str()], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let transaction = self.connection.transaction()?;
+        for email in failed {
+            super::reports::lift_refusal(
+                &transaction,
+                issue,
+                &AddressKey::from_stored(email),
+                now,
+            )?;
+        }
+        let requeued = transaction.execute(
             "UPDATE deliveries SET state = 'pending', updated_at = ?2
              WHERE issue = ?1 AND state = 'failed'",
             params![issue.as_str(), timestamp(now)],
-        )?)
+        )?;
+        transaction.commit()?;
+        Ok(requeued)
+    }
+
+    /// The delivery whose envelope sender carried `tag` (VERP).
+    pub fn delivery_by_verp_tag(&self, tag: &str) -> Result<Option<Delivered>> {
+        self.delivery_where("verp_tag = ?1", tag)
+    }
+
+    /// The delivery whose message had this Message-ID (angle brackets included).
+    pub fn delivery_by_message_id(&self, message_id: &str) -> Result<Option<Delivered>> {
+        self.delivery_where("message_id = ?1", message_id)
+    }
+
+    /// The issue most recently handed over for `email`, as its delivery: how a report naming
+    /// only an address is tied, when no `bounce_address` gives a better way.
+    pub fn latest_delivery_to(&self, email: &AddressKey) -> Result<Option<Delivered>> {
+        self.delivery_where(
+            "email = ?1 AND state IN ('sent', 'sending', 'failed') ORDER BY updated_at DESC",
+            email.as_str(),
+        )
+    }
+
+    fn delivery_where(&self, condition: &str, value: &str) -> Result<Option<Delivered>> {
+        let found: Option<(String, String)> = self
+            .connection
+            .query_row(
+                &format!("SELECT issue, email FROM deliveries WHERE {condition} LIMIT 1"),
+                [value],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        found
+            .map(|(issue, email)| {
+                Ok(Delivered {
+                    issue: stored_issue(issue)?,
+                    email: AddressKey::from_stored(email),
+                })
+            })
+            .transpose()
     }
 
     /// Puts uncertain recipients (left `sending` by a run that died) back in the queue.
@@ -445,6 +534,15 @@ mod tests {
             email: key(email),
             state,
             reply: reply.map(str::to_string),
+            hard_bounce: false,
+        }
+    }
+
+    fn claim(email: &str, message_id: &str) -> Claim {
+        Claim {
+            email: key(email),
+            message_id: message_id.to_string(),
+            verp_tag: None,
         }
     }
 
@@ -484,8 +582,8 @@ mod tests {
         let (_dir, mut ledger) = open();
         enqueue(&mut ledger, "i", &["a@x.example", "b@x.example"], now());
         let claims = [
-            (key("a@x.example"), "<m1@x>".to_string()),
-            (key("b@x.example"), "<m2@x>".to_string()),
+            claim("a@x.example", "<m1@x>"),
+            claim("b@x.example", "<m2@x>"),
         ];
         ledger.mark_sending(&issue("i"), &claims, now()).unwrap();
         assert_eq!(ledger.counts(&issue("i")).unwrap().sending, 2);
@@ -521,8 +619,8 @@ mod tests {
         let (_dir, mut ledger) = open();
         enqueue(&mut ledger, "i", &["a@x.example", "b@x.example"], now());
         let claims = [
-            (key("a@x.example"), "<m1@x>".to_string()),
-            (key("b@x.example"), "<m2@x>".to_string()),
+            claim("a@x.example", "<m1@x>"),
+            claim("b@x.example", "<m2@x>"),
         ];
         ledger.mark_sending(&issue("i"), &claims, now()).unwrap();
         let written = outcome("a@x.example", State::Sent, Some("written to outbox"));
@@ -547,7 +645,7 @@ mod tests {
         for (id, when) in [("old", now()), ("new", later), ("failed", later)] {
             enqueue(&mut ledger, id, &["a@x.example"], when);
             ledger
-                .mark_sending(&issue(id), &[(key("a@x.example"), "<m@x>".into())], when)
+                .mark_sending(&issue(id), &[claim("a@x.example", "<m@x>")], when)
                 .unwrap();
             let state = if id == "failed" {
                 State::Failed

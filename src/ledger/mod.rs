@@ -35,13 +35,15 @@
 //! send of its issue is running is *uncertain*: its message may or may not have arrived.
 //!
 //! One file per table: `deliveries`, `suppressions` (with its log), `signups` (with the
-//! confirmation mails), `test_sends`, `events`, `meta` (with the snapshots); `readers` for
-//! what spans them (one reader's history, the backup); opening and migrating in `schema`.
+//! confirmation mails), `test_sends`, `events`, `meta` (with the snapshots), `reports` (bounces
+//! and complaints); `readers` for what spans them (one reader's history, the backup); opening
+//! and migrating in `schema`.
 
 mod deliveries;
 mod events;
 mod meta;
 mod readers;
+mod reports;
 mod schema;
 mod signups;
 mod suppressions;
@@ -52,9 +54,12 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
-pub use deliveries::{Counts, Outcome, Row, SentIssue, State, Via};
+pub use deliveries::{Claim, Counts, Delivered, Outcome, Row, SentIssue, State, Via};
 pub use events::{Event, EventKind};
-pub use readers::Delivered;
+pub use readers::ReaderIssue;
+pub use reports::{
+    Kept, NewReport, ReportCounts, ReportKind, StoredReport, Suppress, reply_status, report_id,
+};
 pub use signups::{
     Confirmation, Consent, MAIL_WINDOW, MAX_MAILS, Signup, SignupRequest, SignupState,
 };

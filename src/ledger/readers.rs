@@ -13,7 +13,7 @@ use crate::model::issue::IssueId;
 
 /// One issue as it went to one reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivered {
+pub struct ReaderIssue {
     pub issue: IssueId,
     pub state: State,
     pub via: Option<Via>,
@@ -23,7 +23,7 @@ pub struct Delivered {
 
 impl Ledger {
     /// Every issue the reader was queued for, the oldest first.
-    pub fn deliveries_of(&self, email: &AddressKey) -> Result<Vec<Delivered>> {
+    pub fn deliveries_of(&self, email: &AddressKey) -> Result<Vec<ReaderIssue>> {
         let mut statement = self.connection.prepare(
             "SELECT issue, state, via, sent_at, last_reply FROM deliveries WHERE email = ?1
              ORDER BY created_at, issue",
@@ -32,7 +32,7 @@ impl Ledger {
         let mut found = Vec::new();
         while let Some(row) = rows.next()? {
             let sent_at: Option<String> = row.get(3)?;
-            found.push(Delivered {
+            found.push(ReaderIssue {
                 issue: stored_issue(row.get(0)?)?,
                 state: State::parse(&row.get::<_, String>(1)?)?,
                 via: match row.get::<_, Option<String>>(2)?.as_deref() {
@@ -107,7 +107,11 @@ mod tests {
         ledger
             .mark_sending(
                 &issue("2021-08-23"),
-                &[(ada.clone(), "ada@x.example".to_string())],
+                &[super::super::Claim {
+                    email: ada.clone(),
+                    message_id: "<m@x.example>".into(),
+                    verp_tag: None,
+                }],
                 now(),
             )
             .unwrap();
@@ -118,6 +122,7 @@ mod tests {
                     email: ada.clone(),
                     state: State::Sent,
                     reply: Some("250 ok".into()),
+                    hard_bounce: false,
                 }],
                 Via::Relay,
                 now(),

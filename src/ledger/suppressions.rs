@@ -137,15 +137,9 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let transaction = self.connection.transaction()?;
-        let changed = transaction.execute(
-            "INSERT OR IGNORE INTO suppressions (email, source, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![email.as_str(), source.as_str(), reason, timestamp(now)],
-        )?;
-        if changed == 1 {
-            log(&transaction, email, "suppressed", source, reason, now)?;
-        }
+        let added = insert_suppression(&transaction, email, source, reason, now)?;
         transaction.commit()?;
-        Ok(changed == 1)
+        Ok(added)
     }
 
     /// Lifts any suppression of the address (the editor's `subscribers lift`), noting who did
@@ -271,6 +265,25 @@ pub struct LogEntry {
     pub source: Source,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+/// Adds the address to the list and its log, in the caller's transaction, unless it is there
+/// already; returns whether it was added.
+pub(super) fn insert_suppression(
+    connection: &rusqlite::Connection,
+    email: &AddressKey,
+    source: &Source,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<bool> {
+    let changed = connection.execute(
+        "INSERT OR IGNORE INTO suppressions (email, source, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![email.as_str(), source.as_str(), reason, timestamp(now)],
+    )?;
+    if changed == 1 {
+        log(connection, email, "suppressed", source, reason, now)?;
+    }
+    Ok(changed == 1)
 }
 
 pub(super) fn log(

@@ -6,8 +6,10 @@ use std::str::FromStr;
 use chrono::{NaiveTime, Weekday};
 use chrono_tz::Tz;
 
+use crate::bounce::verp::check_bounce_address;
 use crate::decode::Decoder;
 use crate::diagnostic::FieldPath;
+use crate::message::dkim::{DkimConfig, Selector, SigningDomain};
 use crate::model::address::{EmailAddress, Mailbox};
 use crate::model::link::SiteUrl;
 use crate::model::text::{Lines, OneLine};
@@ -31,6 +33,13 @@ pub struct Newsletter {
     pub schedule: WeeklySlot,
     pub delivery: Delivery,
     pub test_recipients: Vec<EmailAddress>,
+    /// `dkim:`: the keys every message is signed with; `None` signs nothing (and `check`
+    /// says so).
+    pub dkim: Option<DkimConfig>,
+    /// `bounce_address:`: the envelope sender, with a VERP tag per message
+    /// (`bounces+<tag>@example.com`); without it, the From address.
+    pub bounce_address: Option<EmailAddress>,
+    pub bounces: BouncePolicy,
 }
 
 impl Newsletter {
@@ -67,6 +76,27 @@ impl Default for Delivery {
             max_attempts: 5,
             timeout_seconds: 60,
             final_reply_seconds: 600,
+        }
+    }
+}
+
+/// `bounces:`: when bounces take a reader off the list. A hard bounce and a complaint always
+/// do, at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BouncePolicy {
+    /// Soft bounces in a row, over this many different issues, suppress the address.
+    pub soft_limit: u32,
+}
+
+/// The default `bounces.soft_limit`: a full mailbox three weeks running is abandoned.
+pub const DEFAULT_SOFT_LIMIT: u32 = 3;
+/// The highest `bounces.soft_limit`: beyond a year of weekly issues it means "never".
+pub const MAX_SOFT_LIMIT: u32 = 52;
+
+impl Default for BouncePolicy {
+    fn default() -> Self {
+        BouncePolicy {
+            soft_limit: DEFAULT_SOFT_LIMIT,
         }
     }
 }
@@ -177,6 +207,26 @@ pub fn decode(decoder: &mut Decoder, root: &Node) -> Option<Newsletter> {
         None => Some(Vec::new()),
         Some(node) => decode_addresses(decoder, node, &path.key("test_recipients")),
     };
+    let dkim = match fields.get("dkim") {
+        None => Some(None),
+        Some(node) => decode_dkim(decoder, node, &path.key("dkim")).map(Some),
+    };
+    let bounce_address = decoder.optional(&mut fields, &path, "bounce_address", |text| {
+        let address = EmailAddress::parse(text).map_err(|error| error.to_string())?;
+        // The diagnostic names the field already; the check's own message names it too.
+        check_bounce_address(&address).map_err(|error| {
+            let message = error.to_string();
+            message
+                .strip_prefix("bounce_address: ")
+                .unwrap_or(&message)
+                .to_string()
+        })?;
+        Ok::<_, String>(address)
+    });
+    let bounces = match fields.get("bounces") {
+        None => Some(BouncePolicy::default()),
+        Some(node) => decode_bounces(decoder, node, &path.key("bounces")),
+    };
     fields.finish(decoder, &path);
     Some(Newsletter {
         name: name?,
@@ -193,6 +243,40 @@ pub fn decode(decoder: &mut Decoder, root: &Node) -> Option<Newsletter> {
         schedule: schedule?,
         delivery: delivery?,
         test_recipients: test_recipients?,
+        dkim: dkim?,
+        bounce_address: bounce_address.ok()?,
+        bounces: bounces?,
+    })
+}
+
+/// `dkim: { selector, ed25519_selector, domain }`: at least one selector, and two different
+/// ones when both are given (each names its own DNS record).
+fn decode_dkim(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<DkimConfig> {
+    let mut fields = decoder.fields(node, path)?;
+    let selector = decoder.optional(&mut fields, path, "selector", Selector::parse);
+    let ed25519_selector = decoder.optional(&mut fields, path, "ed25519_selector", Selector::parse);
+    let domain = decoder.optional(&mut fields, path, "domain", SigningDomain::parse);
+    let mark = fields.mark();
+    fields.finish(decoder, path);
+    let (selector, ed25519_selector, domain) =
+        (selector.ok()?, ed25519_selector.ok()?, domain.ok()?);
+    match DkimConfig::new(selector, ed25519_selector, domain) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            decoder.error(mark, path, error);
+            None
+        }
+    }
+}
+
+fn decode_bounces(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<BouncePolicy> {
+    let mut fields = decoder.fields(node, path)?;
+    let soft_limit = decoder.optional(&mut fields, path, "soft_limit", |text| {
+        parse_whole_number(text, 1, MAX_SOFT_LIMIT)
+    });
+    fields.finish(decoder, path);
+    Some(BouncePolicy {
+        soft_limit: soft_limit.ok()?.unwrap_or(DEFAULT_SOFT_LIMIT),
     })
 }
 
@@ -446,6 +530,62 @@ mod tests {
         assert!(with("  max_attempts: 21\n")[0].contains("use 1 to 20"));
         assert!(with("  timeout_seconds: 3601\n")[0].contains("use 1 to 3600"));
         assert!(with("  final_reply_seconds: 0\n")[0].contains("use 1 to 3600"));
+    }
+
+    #[test]
+    fn dkim_bounce_address_and_bounces_are_optional_and_checked() {
+        let (newsletter, messages) = decode_text(MINIMAL);
+        let newsletter = newsletter.unwrap();
+        assert!(messages.is_empty());
+        assert_eq!(
+            (
+                newsletter.dkim,
+                newsletter.bounce_address,
+                newsletter.bounces
+            ),
+            (None, None, BouncePolicy { soft_limit: 3 })
+        );
+        let source = format!(
+            "{MINIMAL}dkim:\n  selector: lp2026\n  ed25519_selector: lp2026e\nbounce_address: bounces@example.com\nbounces:\n  soft_limit: 5\n"
+        );
+        let (newsletter, messages) = decode_text(&source);
+        assert!(messages.is_empty(), "{messages:?}");
+        let newsletter = newsletter.unwrap();
+        let dkim = newsletter.dkim.unwrap();
+        assert_eq!(dkim.selector.unwrap().as_str(), "lp2026");
+        assert_eq!(dkim.ed25519_selector.unwrap().as_str(), "lp2026e");
+        assert_eq!(dkim.domain, None);
+        assert_eq!(
+            newsletter.bounce_address.unwrap().as_str(),
+            "bounces@example.com"
+        );
+        assert_eq!(newsletter.bounces.soft_limit, 5);
+    }
+
+    #[test]
+    fn a_bad_dkim_block_or_bounce_setting_is_reported_where_it_is() {
+        let long = "b".repeat(48);
+        let source = format!(
+            "{MINIMAL}dkim:\n  selector: ../key\n  domian: example.com\nbounce_address: {long}@example.com\nbounces:\n  soft_limit: 0\n"
+        );
+        let (newsletter, messages) = decode_text(&source);
+        assert!(newsletter.is_none());
+        assert_eq!(
+            messages,
+            [
+                "newsletter.yaml:9:13: dkim.selector: `../key` is not a selector: use letters, digits and hyphens, in dot-separated parts (like `lp2026`)",
+                "newsletter.yaml:10:3: dkim.domian: unknown field; did you mean `domain`?",
+                "newsletter.yaml:11:17: bounce_address: the part before @ of `bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb@example.com` is 48 characters long; with `+` and a 16-character tag it must stay within 64, so use at most 47 (for example bounces@example.com)",
+                "newsletter.yaml:13:15: bounces.soft_limit: 0 is out of range; use 1 to 52",
+            ]
+        );
+        let (_, messages) = decode_text(&format!("{MINIMAL}dkim:\n  domain: example.com\n"));
+        assert_eq!(
+            messages,
+            [
+                "newsletter.yaml:9:3: dkim: no selector: set `selector` (an RSA key), `ed25519_selector` (an Ed25519 key), or both"
+            ]
+        );
     }
 
     #[test]

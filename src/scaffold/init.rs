@@ -170,7 +170,11 @@ pub fn init(root: &Path, options: &InitOptions, now: DateTime<Utc>) -> anyhow::R
         .with_context(|| format!("cannot read `{ISSUES_DIR}/`"))?
         .is_empty();
     if !has_issues {
-        let due = newsletter.schedule.next_after(now);
+        // The first slot a day or more away: one due within hours would greet the editor
+        // with a warning that their first draft is about to miss it.
+        let due = newsletter
+            .schedule
+            .next_after(now + chrono::Duration::hours(24));
         let date = due.date_naive();
         let relative = format!("{ISSUES_DIR}/{date}.yaml");
         let path = workspace.path(&relative);
@@ -257,6 +261,7 @@ fn gitignore(path: &Path) -> anyhow::Result<(Outcome, String)> {
 }
 
 fn settings_file(name: &str, from: &Mailbox, timezone: Tz) -> String {
+    let domain = from.address.domain().to_string();
     let from = match &from.name {
         Some(display) => format!("{display} <{}>", from.address),
         None => from.address.to_string(),
@@ -304,11 +309,27 @@ schedule:
 # Who `letterpress test` sends proofs to when no --to is given.
 # test_recipients:
 #   - you@example.com
+
+# Sign every message with DKIM (Gmail and Yahoo ask bulk senders for it): `letterpress dkim
+# keygen` makes the key and prints the DNS record to publish; then set the selector here.
+# dkim:
+#   selector: lp1
+#   domain: {domain}     # the signing domain, by default the From address's
+
+# An envelope sender for bounces (the mailbox `letterpress bounces fetch` reads): each
+# message goes out from bounces+<tag>@..., so every bounce names its reader.
+# bounce_address: bounces@{domain}
+
+# When bounces take a reader off the list: hard bounces and complaints at once, soft bounces
+# once the last soft_limit issues sent to the address all bounced.
+# bounces:
+#   soft_limit: 3
 "#,
         name_value = super::yaml_quoted(name),
         from_value = super::yaml_quoted(&from),
         postal = super::yaml_quoted(&format!("{name}, 1 Example Street, Example City")),
         timezone = timezone.name(),
+        domain = domain,
     )
 }
 

@@ -1,6 +1,8 @@
 //! `letterpress check` end to end: what an editor sees for good and broken files.
 
-use crate::support::{SMALL_ISSUE, TestWorkspace, assert_under_gmail_clip, key, mask_sizes};
+use crate::support::{
+    DKIM_NOT_SET, SMALL_ISSUE, TestWorkspace, assert_under_gmail_clip, key, mask_sizes,
+};
 use letterpress::ledger::Source;
 
 #[test]
@@ -11,10 +13,13 @@ fn the_example_workspace_passes_with_a_line_per_file() {
     let (stdout, sizes) = mask_sizes(&run.stdout);
     assert_eq!(
         stdout,
-        "newsletter.yaml           ok\n\
-         subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed\n\
-         issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML <size>\n\
-         check passed\n"
+        format!(
+            "{DKIM_NOT_SET}\n\n\
+             newsletter.yaml           ok, 1 warning\n\
+             subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed\n\
+             issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML <size>\n\
+             check passed with 1 warning\n"
+        )
     );
     assert_under_gmail_clip(&sizes);
 }
@@ -50,7 +55,9 @@ sections:
     assert_eq!(run.status, 1, "{run:?}");
     assert_eq!(
         run.stdout,
-        "issues/2021-08-30.yaml:1:9: number: expected a whole number, found `two`\n\
+        DKIM_NOT_SET.to_string()
+            + "\n\
+         issues/2021-08-30.yaml:1:9: number: expected a whole number, found `two`\n\
          issues/2021-08-30.yaml:3:9: status: `sent` is not a status; use `draft` or `ready`\n\
          issues/2021-08-30.yaml:4:1: warning: preheader: missing; without it inboxes preview the first words of the email instead\n\
          issues/2021-08-30.yaml:4:10: subject: must be one line (found a line break)\n\
@@ -61,10 +68,10 @@ sections:
          issues/2021-08-30.yaml:18:11: sections[0].articles[2].image.alt: required field is missing\n\
          issues/2021-08-30.yaml:18:16: sections[0].articles[2].image.src: `/relative.png` is not an absolute URL; write it in full, starting with https://\n\
          \n\
-         newsletter.yaml           ok\n\
+         newsletter.yaml           ok, 1 warning\n\
          subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed\n\
          issues/2021-08-30.yaml    9 errors\n\
-         check failed: 9 errors, 1 warning\n"
+         check failed: 9 errors, 2 warnings\n"
     );
 }
 
@@ -78,9 +85,9 @@ fn malformed_yaml_points_at_where_the_parser_stopped() {
     let run = workspace.run(&["check", "2021-08-30"]);
     assert_eq!(run.status, 1);
     assert!(
-        run.stdout.starts_with(
-            "issues/2021-08-30.yaml:3:9: invalid YAML: illegal placement of ':' indicator\n"
-        ),
+        run.stdout.starts_with(&format!(
+            "{DKIM_NOT_SET}\nissues/2021-08-30.yaml:3:9: invalid YAML: illegal placement of ':' indicator\n"
+        )),
         "{}",
         run.stdout
     );
@@ -96,7 +103,7 @@ fn subscriber_problems_name_the_entry() {
     let run = workspace.run(&["check"]);
     assert_eq!(run.status, 1);
     assert_eq!(
-        run.stdout.lines().take(4).collect::<Vec<_>>(),
+        run.stdout.lines().skip(1).take(4).collect::<Vec<_>>(),
         [
             "subscribers.example.yaml:2:10: [1].email: `not-an-address` is not a valid email address",
             "subscribers.example.yaml:3:10: [2].email: `Ada@Example.com` is already on the list as [0] (line 1); addresses are compared without case",
@@ -129,7 +136,7 @@ fn settings_problems_stop_nothing_else_from_being_checked() {
     assert_eq!(errors.len(), 2, "{}", run.stdout);
     assert_eq!(
         errors[0],
-        "newsletter.yaml:6:1: colour: unknown field; expected one of: name, description, from, reply_to, postal_address, site_url, language, subscribers, theme, schedule, delivery, test_recipients"
+        "newsletter.yaml:6:1: colour: unknown field; expected one of: name, description, from, reply_to, postal_address, site_url, language, subscribers, theme, schedule, delivery, test_recipients, dkim, bounce_address, bounces"
     );
     assert!(
         errors[1]
@@ -163,15 +170,16 @@ fn warnings_are_printed_but_the_check_passes() {
     let run = workspace.run(&["check", "issues/2021-08-09.yaml"]);
     assert_eq!(run.status, 0, "{run:?}");
     assert_eq!(
-        run.stdout.lines().take(3).collect::<Vec<_>>(),
+        run.stdout.lines().take(4).collect::<Vec<_>>(),
         [
+            DKIM_NOT_SET,
             "issues/2021-08-09.yaml:3:9: warning: status: the issue is dated 2021-08-09, in the past, but is still a draft: it will never be sent; set `status: ready` and a new date, or delete it",
             "issues/2021-08-09.yaml:4:1: warning: preheader: missing; without it inboxes preview the first words of the email instead",
             "issues/2021-08-09.yaml:4:10: warning: subject: 81 characters; inboxes cut subjects after about 78",
         ]
     );
     assert!(
-        run.stdout.ends_with("check passed with 3 warnings\n"),
+        run.stdout.ends_with("check passed with 4 warnings\n"),
         "{}",
         run.stdout
     );
@@ -191,8 +199,9 @@ fn an_issue_too_big_for_gmail_is_a_warning() {
     let run = workspace.run(&["check", "2021-08-30"]);
     assert_eq!(run.status, 0, "{run:?}");
     assert!(
-        run.stdout
-            .starts_with("issues/2021-08-30.yaml: warning: the HTML is "),
+        run.stdout.starts_with(&format!(
+            "{DKIM_NOT_SET}\nissues/2021-08-30.yaml: warning: the HTML is "
+        )),
         "{}",
         run.stdout
     );
@@ -209,7 +218,9 @@ fn a_missing_file_and_a_usage_error_have_their_own_exit_codes() {
     let run = workspace.run(&["check", "issues/nope.yaml"]);
     assert_eq!(run.status, 1);
     assert!(
-        run.stdout.starts_with("issues/nope.yaml: file not found\n"),
+        run.stdout.starts_with(&format!(
+            "{DKIM_NOT_SET}\nissues/nope.yaml: file not found\n"
+        )),
         "{}",
         run.stdout
     );
@@ -271,6 +282,7 @@ fn two_ready_issues_for_one_slot_are_an_error_and_a_draft_due_soon_a_warning() {
     assert_eq!(
         problems,
         [
+            DKIM_NOT_SET,
             "issues/2021-08-16.yaml:3:9: warning: status: due Mon 2021-08-16 09:00 -04:00 (in 1.0 hours) but still a draft: it will not go out unless marked `ready`",
             "issues/2021-08-23-extra.yaml:3:9: status: ready for the same slot as issues/2021-08-23.yaml (Mon 2021-08-23 09:00 -04:00); one issue per slot: mark the other a draft or give one a send_at",
             "issues/2021-08-23.yaml:3:9: status: ready for the same slot as issues/2021-08-23-extra.yaml (Mon 2021-08-23 09:00 -04:00); one issue per slot: mark the other a draft or give one a send_at",
@@ -307,13 +319,16 @@ fn subscribers_on_the_ledgers_suppression_list_are_counted_in_the_list_row_and_n
     // Active entries the ledger suppresses are notes, not errors: the check passes.
     assert_eq!(
         stdout,
-        "subscribers.example.yaml:2:10: note: [0].email: `ada.okafor@example.com` is suppressed (one-click since 2021-08-16): it gets no mail; remove the entry, or `letterpress subscribers lift ada.okafor@example.com`\n\
-         subscribers.example.yaml:22:10: note: [4].email: `reader42@example.com` is suppressed (manual since 2021-08-16): it gets no mail; remove the entry, or `letterpress subscribers lift reader42@example.com`\n\
-         \n\
-         newsletter.yaml           ok\n\
-         subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed, 2 suppressed\n\
-         issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML <size>\n\
-         check passed\n"
+        format!(
+            "{DKIM_NOT_SET}\n\
+             subscribers.example.yaml:2:10: note: [0].email: `ada.okafor@example.com` is suppressed (one-click since 2021-08-16): it gets no mail; remove the entry, or `letterpress subscribers lift ada.okafor@example.com`\n\
+             subscribers.example.yaml:22:10: note: [4].email: `reader42@example.com` is suppressed (manual since 2021-08-16): it gets no mail; remove the entry, or `letterpress subscribers lift reader42@example.com`\n\
+             \n\
+             newsletter.yaml           ok, 1 warning\n\
+             subscribers.example.yaml  ok  6 subscribers: 5 active, 1 unsubscribed, 2 suppressed\n\
+             issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML <size>\n\
+             check passed with 1 warning\n"
+        )
     );
     assert_under_gmail_clip(&sizes);
 }
@@ -344,10 +359,13 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    // The pipe closes here, like `letterpress check | head -1`.
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    reader.read_line(&mut first).unwrap();
+    assert_eq!(first.trim_end(), DKIM_NOT_SET);
+    first.clear();
+    reader.read_line(&mut first).unwrap();
+    // The pipe closes here, like `letterpress check | head -2`.
+    drop(reader);
     let output = child.wait_with_output().unwrap();
     assert!(first.starts_with("issues/2021-08-30.yaml:"), "{first}");
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -2,8 +2,10 @@
 //! real `letterpress` binary, or its library against real servers, in a temp folder per test.
 
 mod bounce_imap;
+mod bounces;
 mod browser;
 mod check;
+mod dkim;
 mod dovecot;
 mod hostile;
 mod init;
@@ -20,6 +22,7 @@ mod serve;
 mod signup;
 mod smtp_client;
 mod smtp_tls;
+mod spam;
 mod subscribers;
 mod support;
 mod testkit_server;

@@ -149,7 +149,10 @@ fn a_permanent_refusal_is_recorded_with_the_reply_and_never_retried() {
     let status = workspace.run(&["status", ISSUE]);
     assert_eq!(
         status.stdout,
-        "2021-08-23\nsent 2, failed 1, deferred 0, uncertain 0\nfailed (not retried):\n  li@example.org  550 5.1.1 User unknown (1 attempt)\n\
+        "2021-08-23\nsent 2, failed 1, deferred 0, uncertain 0\n\
+         bounces: 1 hard, 0 soft (33.3%); complaints: 0 (0.00%)\n\
+         warning: 33.3% of the messages bounced, above the 2% receivers tolerate: the list has old or mistyped addresses (the bounced ones are off it now; check where new ones come from)\n\
+         failed (not retried):\n  li@example.org  550 5.1.1 User unknown (1 attempt)\n\
          (`letterpress send 2021-08-23 --retry-failed` tries the failed ones again, once whatever refused them is fixed)\n"
     );
     // The next send does not try again.

@@ -134,13 +134,17 @@ fn one_click_unsubscribe_from_the_header_stops_the_next_issue() {
     let (stdout, sizes) = crate::support::mask_sizes(&check.stdout);
     assert_eq!(
         stdout,
-        "subscribers.example.yaml:1:10: note: [0].email: `ada@example.com` is suppressed (one-click since 2021-08-16): it gets no mail; remove the entry, or `letterpress subscribers lift ada@example.com`\n\
-         \n\
-         newsletter.yaml           ok\n\
-         subscribers.example.yaml  ok  4 subscribers: 3 active, 1 unsubscribed, 1 suppressed\n\
-         issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML <size>\n\
-         issues/2021-08-30.yaml    ok  ready, 1 section, 1 article, HTML <size>\n\
-         check passed\n"
+        format!(
+            "{}\n\
+             subscribers.example.yaml:1:10: note: [0].email: `ada@example.com` is suppressed (one-click since 2021-08-16): it gets no mail; remove the entry, or `letterpress subscribers lift ada@example.com`\n\
+             \n\
+             newsletter.yaml           ok, 1 warning\n\
+             subscribers.example.yaml  ok  4 subscribers: 3 active, 1 unsubscribed, 1 suppressed\n\
+             issues/2021-08-23.yaml    ok  ready, 3 sections, 12 articles, HTML <size>\n\
+             issues/2021-08-30.yaml    ok  ready, 1 section, 1 article, HTML <size>\n\
+             check passed with 1 warning\n",
+            crate::support::DKIM_NOT_SET
+        )
     );
     crate::support::assert_under_gmail_clip(&sizes);
 }

@@ -148,6 +148,9 @@ pub const EXAMPLE_DELIVERY: &str = "delivery:
   max_attempts: 5
 ";
 
+/// What `check` says first of a workspace without `dkim:`, as the example is.
+pub const DKIM_NOT_SET: &str = "newsletter.yaml: warning: dkim: not set, so messages go out unsigned, and Gmail and Yahoo want bulk mail signed by the From domain: `letterpress dkim keygen` makes a key and prints the DNS record and the lines to add";
+
 /// A fixed secret, so tokens and Message-IDs are the same from run to run.
 pub const SECRET: &str = "a test secret that is long enough to be accepted";
 
