@@ -3,15 +3,18 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Context, print};
-use crate::delivery::engine::{Stop, Tally};
+
+mod dry_run;
+mod summary;
+use crate::delivery::engine::Stop;
 use crate::delivery::transport::{Destination, Transport};
-use crate::delivery::{PreparedSend, Report, SendOptions, dry_run};
+use crate::delivery::{PreparedSend, Report, SendOptions};
 use crate::model::issue::Readiness;
 use crate::signals::{Announce, INTERRUPTED, Signals};
-use crate::units::{grouped, human_size, plural, printable};
+use crate::units::{grouped, plural, printable};
 
 pub struct SendArgs<'a> {
     pub issue: &'a str,
@@ -28,43 +31,7 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
     let issue_id = edition.issue.id.clone();
     let draft = edition.issue.status != Readiness::Ready;
     if args.dry_run {
-        let secret = context
-            .state
-            .secret_or_ephemeral(context.settings.secret.as_ref())?;
-        let ledger = context.state.open_existing_ledger()?;
-        let date = context.clock.now().to_rfc2822();
-        let mut out = std::io::stdout().lock();
-        let mut list_error = None;
-        let measured = dry_run(&edition, ledger.as_ref(), &secret, &date, &mut |reader| {
-            if args.list && list_error.is_none() {
-                // Always two fields, so `cut -f2` and spreadsheets line up.
-                let name = reader.name.as_deref().map(printable).unwrap_or_default();
-                let line = format!("{}\t{name}", reader.email);
-                if let Err(error) = writeln!(out, "{line}") {
-                    list_error = Some(error);
-                }
-            }
-        })?;
-        drop(out);
-        if let Some(error) = list_error {
-            return Err(anyhow::Error::new(error).context("cannot print the list"));
-        }
-        // With --list, stdout holds the list alone, for scripts; what is said about it
-        // goes to stderr.
-        let mut notes: Box<dyn Write> = if args.list {
-            Box::new(std::io::stderr())
-        } else {
-            Box::new(std::io::stdout())
-        };
-        print_dry_run(&mut notes, issue_id.as_str(), &measured)?;
-        if draft {
-            writeln!(
-                notes,
-                "{} is a draft: `send` refuses it until its status is `ready`.",
-                edition.issue_file
-            )?;
-        }
-        return Ok(ExitCode::SUCCESS);
+        return dry_run::run(context, &edition, args.list, draft);
     }
     if draft {
         eprintln!(
@@ -160,7 +127,7 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
         result
     })?;
     let report = Report::read(&context.state, &ledger, &issue_id)?;
-    summarise(&summary.tally, started.elapsed());
+    summary::print(&summary.tally, started.elapsed());
     print::report(&report);
     match summary.stopped {
         Some(Stop::Interrupted) => {
@@ -194,31 +161,6 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn summarise(tally: &Tally, elapsed: Duration) {
-    let seconds = elapsed.as_secs_f64();
-    let mut skipped = String::new();
-    if tally.skipped > 0 {
-        skipped.push_str(&format!(
-            ", {} unsubscribed during the send",
-            grouped(tally.skipped)
-        ));
-    }
-    if tally.uncertain > 0 {
-        skipped.push_str(&format!(", {} uncertain", grouped(tally.uncertain)));
-    }
-    println!(
-        "This run: {} sent, {} failed, {} deferred, {} retries{skipped}, {} in {:.1}s ({:.0} messages/s)",
-        grouped(tally.sent),
-        grouped(tally.failed),
-        grouped(tally.deferred),
-        grouped(tally.retries),
-        human_size(tally.bytes as usize),
-        seconds,
-        tally.sent as f64 / seconds.max(0.001)
-    );
-    println!("The issue now:");
-}
-
 fn confirm(subject: &str, count: usize, via: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         anyhow::bail!(
@@ -234,33 +176,4 @@ fn confirm(subject: &str, count: usize, via: &str) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
-fn print_dry_run(
-    out: &mut dyn Write,
-    issue: &str,
-    measured: &crate::delivery::DryRun,
-) -> std::io::Result<()> {
-    let count = measured.messages;
-    let seconds = measured.elapsed.as_secs_f64();
-    writeln!(
-        out,
-        "Dry run of {issue}: {} message{} built in {:.1} ms ({:.0} per second), {} in all, {} on average, {} the largest",
-        grouped(count),
-        plural(count),
-        seconds * 1000.0,
-        count as f64 / seconds.max(1e-9),
-        human_size(measured.bytes as usize),
-        human_size(measured.bytes.checked_div(count).unwrap_or(0) as usize),
-        human_size(measured.largest)
-    )?;
-    if measured.already_done > 0 {
-        writeln!(
-            out,
-            "{} subscriber{} already done (sent, failed or uncertain) would be skipped.",
-            grouped(measured.already_done),
-            plural(measured.already_done)
-        )?;
-    }
-    writeln!(out, "Nothing was sent and the ledger was not touched.")
 }

@@ -4,12 +4,15 @@
 use std::process::ExitCode;
 
 use super::{Context, print};
+
+mod ledger_lines;
 use crate::delivery::Report;
-use crate::ledger::{Event, Ledger, Source};
+use crate::ledger::Ledger;
 use crate::model::issue::IssueId;
 use crate::schedule::{self, plan};
-use crate::units::{grouped, short_time};
+use crate::units::short_time;
 use crate::workspace::issue_name;
+use ledger_lines::in_zone;
 
 pub fn run(
     context: &Context,
@@ -43,7 +46,7 @@ pub fn run(
                 .load_newsletter()
                 .ok()
                 .map(|newsletter| newsletter.value.schedule.timezone);
-            print_events(&ledger.events(Some(&issue), 10)?, zone);
+            ledger_lines::events(&ledger.events(Some(&issue), 10)?, zone);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -85,9 +88,9 @@ fn overview(context: &Context) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     if let Some(ledger) = &ledger {
-        print_events(&ledger.events(None, 10)?, zone);
-        print_suppressions(&ledger.suppression_counts()?);
-        print_signups(ledger.signup_counts()?);
+        ledger_lines::events(&ledger.events(None, 10)?, zone);
+        ledger_lines::suppressions(&ledger.suppression_counts()?);
+        ledger_lines::signups(ledger.signup_counts()?);
         let reports = reports(context, ledger)?;
         if !reports.is_empty() {
             println!("Issues in the ledger:");
@@ -98,11 +101,6 @@ fn overview(context: &Context) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A moment from the ledger in the newsletter's zone (UTC while the settings do not load).
-fn in_zone(at: chrono::DateTime<chrono::Utc>, zone: Option<chrono_tz::Tz>) -> String {
-    short_time(&at.with_timezone(&zone.unwrap_or(chrono_tz::UTC)))
 }
 
 /// What is due or was missed, then the next slots and the issues set for them, as the
@@ -165,61 +163,4 @@ fn print_schedule(
         );
     }
     Ok(Some(slot.timezone))
-}
-
-/// One line on who gets no mail, by why: `3 addresses suppressed (unsubscribed by link)`.
-fn print_suppressions(counts: &[(Source, u64)]) {
-    let total: u64 = counts.iter().map(|(_, count)| count).sum();
-    if total == 0 {
-        return;
-    }
-    let label = |source: &Source| match source {
-        Source::OneClick => "unsubscribed by link".to_string(),
-        other => other.as_str().to_string(),
-    };
-    let why = match counts {
-        [(source, _)] => label(source),
-        several => several
-            .iter()
-            .map(|(source, count)| format!("{} {}", grouped(*count), label(source)))
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    println!(
-        "{} address{} suppressed ({why})",
-        grouped(total),
-        if total == 1 { "" } else { "es" }
-    );
-}
-
-/// One line on the web's sign-ups, when there are any.
-fn print_signups((confirmed, pending): (u64, u64)) {
-    if confirmed + pending > 0 {
-        println!(
-            "Web sign-ups: {} confirmed, {} awaiting confirmation",
-            grouped(confirmed),
-            grouped(pending)
-        );
-    }
-}
-
-fn print_events(events: &[Event], zone: Option<chrono_tz::Tz>) {
-    if events.is_empty() {
-        return;
-    }
-    println!("Scheduler, most recent first:");
-    for event in events {
-        let detail = event
-            .detail
-            .as_deref()
-            .map(|detail| format!(": {}", crate::units::printable(detail)))
-            .unwrap_or_default();
-        println!(
-            "  {}  {} (slot {})  {}{detail}",
-            in_zone(event.at, zone),
-            event.issue,
-            in_zone(event.due, zone),
-            event.kind.as_str()
-        );
-    }
 }
