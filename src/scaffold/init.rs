@@ -354,7 +354,7 @@ status: draft
 subject: {subject}
 preheader: "What this newsletter is about, and what is in the first issue"
 intro: |
-  Welcome to the first issue of *{name}*. Every week: a few pieces worth your
+  Welcome to the first issue of *{name_markdown}*. Every week: a few pieces worth your
   time, each summed up in a few lines, with a link to the original.
 sections:
   - heading: This week
@@ -375,6 +375,15 @@ outro: |
         when = crate::units::slot_time(&due),
         date = due.date_naive(),
         subject = super::yaml_quoted(&format!("{name} #1: the first issue")),
+        // The name as text, whatever it holds: `<a@b.example>` or `[x](y)` is not a link.
+        name_markdown = name
+            .chars()
+            .flat_map(|c| c
+                .is_ascii_punctuation()
+                .then_some('\\')
+                .into_iter()
+                .chain([c]))
+            .collect::<String>(),
     )
 }
 

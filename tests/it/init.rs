@@ -219,3 +219,40 @@ fn git_add_all_after_init_and_a_send_commits_no_secret_ledger_or_reader() {
         "{staged}"
     );
 }
+
+#[test]
+fn a_name_with_markdown_in_it_is_shown_as_text_and_still_passes_check() {
+    for name in [
+        "Name <x@y.z>",
+        "[x](javascript:alert(1))",
+        "A*B_C `d` #1: \"q\"",
+    ] {
+        let workspace = TestWorkspace::empty();
+        assert_eq!(
+            init(&workspace, &["--name", name, "--timezone", "UTC"]).status,
+            0
+        );
+        let check = workspace.run(&["check"]);
+        assert_eq!(check.status, 0, "{name}: {check:?}");
+        let draft = workspace
+            .path("issues")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let render = workspace.run(&["render", draft.to_str().unwrap(), "--out", "out"]);
+        assert_eq!(render.status, 0, "{name}: {render:?}");
+        let stem = draft.file_stem().unwrap().to_str().unwrap().to_string();
+        let html = workspace.read(&format!("out/{stem}/email.html"));
+        let shown = html
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"");
+        assert!(
+            shown.contains(&format!("first issue of <em>{name}</em>")),
+            "{name}: {html}"
+        );
+    }
+}
