@@ -440,18 +440,10 @@ pub fn resolve_images_with(
                             image.height = Some(found.height);
                         }
                         (Some(width), None) => {
-                            image.height = Some(
-                                (u64::from(found.height) * u64::from(width)
-                                    / u64::from(found.width).max(1))
-                                    as u32,
-                            );
+                            image.height = Some(scaled(found.height, width, found.width));
                         }
                         (None, Some(height)) => {
-                            image.width = Some(
-                                (u64::from(found.width) * u64::from(height)
-                                    / u64::from(found.height).max(1))
-                                    as u32,
-                            );
+                            image.width = Some(scaled(found.width, height, found.height));
                         }
                         (Some(_), Some(_)) => {}
                     }
@@ -490,4 +482,11 @@ fn changes_aspect(width: u32, height: u32, real_width: u32, real_height: u32) ->
     let given = f64::from(width) / f64::from(height.max(1));
     let real = f64::from(real_width) / f64::from(real_height.max(1));
     (given - real).abs() / real > 0.01
+}
+
+/// `side` scaled by `given / measured`, at least 1 pixel (a 0 makes Outlook hide the
+/// picture) and never wrapping.
+fn scaled(side: u32, given: u32, measured: u32) -> u32 {
+    let exact = u64::from(side) * u64::from(given) / u64::from(measured).max(1);
+    u32::try_from(exact).unwrap_or(u32::MAX).max(1)
 }

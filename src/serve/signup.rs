@@ -62,9 +62,11 @@ impl Posted {
         if self.email.is_empty() {
             return Err("Enter your email address.".into());
         }
+        // U+FFFD is what the form's decoding makes of bytes that are not UTF-8: no mailbox
+        // has that name.
         let email = EmailAddress::parse(&self.email)
             .ok()
-            .filter(|email| email.as_str().len() <= 254)
+            .filter(|email| email.as_str().len() <= 254 && !email.as_str().contains('\u{FFFD}'))
             .ok_or_else(|| {
                 format!(
                     "“{}” is not an email address; check it for typos.",

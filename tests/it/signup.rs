@@ -251,6 +251,8 @@ fn a_bad_address_gets_the_form_back_and_the_honeypot_gets_nothing() {
             .contains("“bob@” is not an email address; check it for typos.")
     );
     assert!(bad.body.contains("value=\"Bob\""));
+    // Bytes that are not UTF-8 are no address either (decoded, they would be U+FFFD).
+    assert_eq!(sign_up(&server, "email=%ff%fe%40example.com").status, 422);
     let bot = sign_up(
         &server,
         "email=bot%40example.com&name=&website=http%3A%2F%2Fspam.example",
