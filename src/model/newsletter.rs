@@ -500,6 +500,22 @@ mod tests {
     }
 
     #[test]
+    fn a_grace_too_big_for_any_duration_is_an_error_not_a_panic() {
+        // Found by the `newsletter` fuzz target (chrono's "TimeDelta::minutes out of bounds"
+        // in an earlier version of this function).
+        for text in [
+            "6h6000000000000000000m",
+            "18446744073709551615m",
+            "99999999999999999999999d",
+        ] {
+            assert!(
+                parse_grace(text).unwrap_err().contains("more than a week"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn grace_durations_read_like_people_write_them() {
         assert_eq!(parse_grace("6h"), Ok(chrono::Duration::hours(6)));
         assert_eq!(parse_grace("1h30m"), Ok(chrono::Duration::minutes(90)));
