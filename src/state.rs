@@ -23,7 +23,7 @@ pub const LEDGER_MARKER: &str = "ledger.created";
 /// The ledger went missing from a workspace that had one.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the ledger `{ledger}` is gone, but this workspace had one: it is what keeps readers from getting an issue twice and unsubscribed readers unsubscribed, so nothing is sent without it. Restore it from your backup (`letterpress backup` makes one; copy it back to `{ledger}`); to start over on purpose, with every reader getting every issue again, delete `{marker}`"
+    "the ledger `{ledger}` is gone, but this workspace had one: it is what keeps readers from getting an issue twice and unsubscribed readers unsubscribed, so nothing is sent without it. Restore it from your backup (`letterpress backup` makes one; copy it back to `{ledger}`); to start over on purpose, with every reader getting every issue again, delete `{marker}` (and restart a running `run` or `serve`, which remember that there was one)"
 )]
 pub struct LedgerGone {
     pub ledger: String,
@@ -40,6 +40,10 @@ pub struct StateDir {
     /// send, a proof, the scheduler, the sign-up mail from `serve`) signs with the same keys
     /// without being handed them one by one.
     dkim_keys: KeyEnv,
+    /// Set once this process has seen a ledger here, and shared by every clone: a
+    /// `.letterpress/` deleted whole (the marker with it) under a running scheduler must not
+    /// look like a new workspace to that scheduler, which would send every issue again.
+    saw_a_ledger: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl StateDir {
@@ -49,6 +53,7 @@ impl StateDir {
             path: root.join(STATE_DIR),
             display: STATE_DIR.to_string(),
             dkim_keys: KeyEnv::default(),
+            saw_a_ledger: Default::default(),
         }
     }
 
@@ -138,6 +143,8 @@ impl StateDir {
         }
         let ledger = Ledger::open(&path)
             .with_context(|| format!("cannot open the ledger `{}`", self.display(LEDGER_FILE)))?;
+        self.saw_a_ledger
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let marker = self.path.join(LEDGER_MARKER);
         if !marker.exists() {
             crate::delivery::transport::write_private(
@@ -158,7 +165,12 @@ impl StateDir {
     /// secret: a send writes those before its ledger exists, and two processes starting
     /// together must both find a new workspace new.)
     fn had_a_ledger(&self) -> bool {
-        self.path.join(LEDGER_MARKER).exists()
+        use std::sync::atomic::Ordering;
+        if self.path.join(LEDGER_MARKER).exists() || self.ledger_path().exists() {
+            self.saw_a_ledger.store(true, Ordering::Relaxed);
+            return true;
+        }
+        self.saw_a_ledger.load(Ordering::Relaxed)
     }
 
     /// The ledger if there is one, opened only to read: commands that only read (`status`,

@@ -150,7 +150,7 @@ impl Scheduler {
             match action {
                 Action::Draft { id, due } => {
                     wake_at(&mut pass, now);
-                    warn!(issue = %id, due = %due, "the slot came with the issue still a draft: not sent");
+                    warn!(issue = %id, due = %crate::units::short_time(&due), "the slot came with the issue still a draft: not sent");
                     ledger.record_event(
                         &id,
                         due.with_timezone(&Utc),
@@ -161,7 +161,7 @@ impl Scheduler {
                 }
                 Action::Missed { id, due, detail } => {
                     wake_at(&mut pass, now);
-                    warn!(issue = %id, due = %due, "slot missed: {detail}");
+                    warn!(issue = %id, due = %crate::units::short_time(&due), "slot missed: {detail}");
                     ledger.record_event(
                         &id,
                         due.with_timezone(&Utc),
@@ -177,7 +177,7 @@ impl Scheduler {
                         "{} are all ready for this slot; none is sent until only one is",
                         names.join(", ")
                     );
-                    error!(due = %due, "{detail}");
+                    error!(due = %crate::units::short_time(&due), "{detail}");
                     for id in &ids {
                         ledger.record_event(
                             id,
@@ -284,11 +284,11 @@ impl Scheduler {
         let started = match late {
             Some(late) => {
                 let late = plan::describe(late);
-                warn!(issue = %id, due = %due, %late, recipients = prepared.jobs.len(), "sending late");
+                warn!(issue = %id, due = %crate::units::short_time(&due), %late, recipients = prepared.jobs.len(), "sending late");
                 Some(format!("late by {late}"))
             }
             None => {
-                info!(issue = %id, due = %due, recipients = prepared.jobs.len(), "sending");
+                info!(issue = %id, due = %crate::units::short_time(&due), recipients = prepared.jobs.len(), "sending");
                 None
             }
         };

@@ -204,6 +204,39 @@ fn a_deleted_ledger_stops_sending_instead_of_mailing_everyone_again() {
 }
 
 #[test]
+fn a_state_folder_deleted_whole_under_a_running_scheduler_is_not_taken_for_a_new_workspace() {
+    let server = SmtpServer::start_in_background(Behaviour::new());
+    let workspace = workspace(4);
+    workspace.write(
+        &format!("issues/{ISSUE}.yaml"),
+        &issue_file("ready", "https://news.example.com/a"),
+    );
+    let run = start_run(&workspace, &server, "2026-11-30T14:01:00Z");
+    server
+        .wait_for_messages_blocking(4, Duration::from_secs(30))
+        .unwrap();
+    // Let the pass record the send before the folder goes.
+    let ledger = workspace.path(".letterpress/ledger.sqlite3");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && letterpress::ledger::Ledger::open_read_only(&ledger)
+            .ok()
+            .and_then(|ledger| ledger.counts(&crate::support::issue(ISSUE)).ok())
+            .is_none_or(|counts| counts.sent < 4)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The ledger and the marker that says there was one, all at once; then "look again".
+    std::fs::remove_dir_all(workspace.path(".letterpress")).unwrap();
+    // SAFETY: kill only sends a signal to our own child's pid.
+    unsafe { libc::kill(run.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_secs(3));
+    let log = stop(run);
+    assert_eq!(server.message_count(), 4, "nobody got it twice: {log}");
+    assert!(log.contains("is gone, but this workspace had one"), "{log}");
+}
+
+#[test]
 fn serve_never_answers_an_unsubscribe_it_wrote_to_a_ledger_that_is_gone_or_replaced() {
     let workspace = TestWorkspace::example();
     let run = workspace
