@@ -56,7 +56,7 @@ pub fn report(report: &Report) {
     problems("deferred (retried on the next send)", &report.deferrals);
     if !report.uncertain_recipients.is_empty() {
         println!(
-            "uncertain: a send was interrupted while these were in flight; they may or may not have their message, and are not sent again unless you run `letterpress send {} --resend-uncertain`:",
+            "uncertain: these were in flight when a send was interrupted or the relay never answered; they may or may not have their message, and are not sent again unless you run `letterpress send {} --resend-uncertain`:",
             report.issue
         );
         for problem in report.uncertain_recipients.iter().take(SHOWN) {

@@ -68,7 +68,16 @@ impl Report {
         ledger: &Ledger,
         issue: &IssueId,
     ) -> crate::ledger::Result<Report> {
-        let running = IssueLock::is_held(state, issue);
+        Report::build(ledger, issue, IssueLock::is_held(state, issue))
+    }
+
+    /// The report a send prints when it is done, while it still holds the issue's lock: its
+    /// own claims are all settled, so a `sending` row left is uncertain, as `status` will say.
+    pub fn after_own_send(ledger: &Ledger, issue: &IssueId) -> crate::ledger::Result<Report> {
+        Report::build(ledger, issue, false)
+    }
+
+    fn build(ledger: &Ledger, issue: &IssueId, running: bool) -> crate::ledger::Result<Report> {
         let counts = ledger.counts(issue)?;
         let problems = |state| -> crate::ledger::Result<Vec<Problem>> {
             Ok(ledger

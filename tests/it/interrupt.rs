@@ -152,7 +152,7 @@ fn a_killed_send_resumes_without_sending_anyone_twice_or_leaving_anyone_out() {
     );
     assert!(
         rerun.stderr.contains(&format!(
-            "{} recipient(s) were in flight when an earlier send of 2021-08-23 was interrupted",
+            "{} recipient(s) were left uncertain by an earlier send of 2021-08-23 (it was interrupted, or the relay never answered their message)",
             uncertain.len()
         )),
         "{}",

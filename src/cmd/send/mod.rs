@@ -76,16 +76,16 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
     }
     if prepared.uncertain > 0 {
         eprintln!(
-            "{} recipient(s) were in flight when an earlier send of {issue_id} was interrupted: they may already have the issue, so they are not sent again (`letterpress status {issue_id}` lists them; --resend-uncertain sends to them anyway).",
+            "{} recipient(s) were left uncertain by an earlier send of {issue_id} (it was interrupted, or the relay never answered their message): they may already have the issue, so they are not sent again (`letterpress status {issue_id}` lists them; --resend-uncertain sends to them anyway).",
             prepared.uncertain
         );
     }
     let count = prepared.jobs.len();
     if count == 0 {
         println!(
-            "Nothing to send: every active subscriber already has {issue_id} (or it failed for good)."
+            "Nothing to send: every active subscriber already has {issue_id}, may have it (uncertain), or failed for good."
         );
-        let report = Report::read(&context.state, &prepared.ledger, &issue_id)?;
+        let report = Report::after_own_send(&prepared.ledger, &issue_id)?;
         print::report(&report);
         return Ok(super::exit_status(report.is_complete()));
     }
@@ -126,7 +126,7 @@ pub fn run(context: &Context, args: SendArgs) -> anyhow::Result<ExitCode> {
         transport.shutdown().await;
         result
     })?;
-    let report = Report::read(&context.state, &ledger, &issue_id)?;
+    let report = Report::after_own_send(&ledger, &issue_id)?;
     summary::print(&summary.tally, started.elapsed());
     print::report(&report);
     match summary.stopped {
