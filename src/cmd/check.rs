@@ -17,6 +17,7 @@ struct Row {
 }
 
 pub fn run(context: &Context, issue_arguments: &[String]) -> anyhow::Result<ExitCode> {
+    context.warn_if_secret_exposed();
     let workspace = &context.workspace;
     let now = context.clock.now();
     let mut diagnostics = Diagnostics::default();

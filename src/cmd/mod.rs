@@ -50,10 +50,19 @@ impl Context {
     pub fn secret(&self) -> anyhow::Result<crate::secret::Secret> {
         let passphrase = self.settings.secret.as_ref();
         let secret = self.state.secret(passphrase)?;
-        if let Some(warning) = self.state.secret_file_warning(passphrase) {
+        self.warn_if_secret_exposed();
+        Ok(secret)
+    }
+
+    /// Says so on stderr when the secret's file can be read by others: `check` and `status`
+    /// too, not only the commands that use it.
+    pub fn warn_if_secret_exposed(&self) {
+        if let Some(warning) = self
+            .state
+            .secret_file_warning(self.settings.secret.as_ref())
+        {
             eprintln!("{warning}");
         }
-        Ok(secret)
     }
 
     /// The edition an `ISSUE` argument names, its warnings printed.

@@ -435,11 +435,14 @@ fn the_state_folder_and_everything_in_it_are_private() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let run = workspace.run(&["render", ISSUE]);
-    assert!(
-        run.stderr
-            .contains("warning: .letterpress/secret can be read by others (mode 644)"),
-        "{}",
-        run.stderr
-    );
+    // Said by what uses the secret, and by the commands an editor runs to look things over.
+    for command in [&["render", ISSUE][..], &["check"], &["status"]] {
+        let run = workspace.run(command);
+        assert!(
+            run.stderr
+                .contains("warning: .letterpress/secret can be read by others (mode 644)"),
+            "{command:?}: {}",
+            run.stderr
+        );
+    }
 }

@@ -19,6 +19,7 @@ pub fn run(
     issue_argument: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    context.warn_if_secret_exposed();
     // Read-only: status never creates a ledger, and never gets in a send's way.
     if issue_argument.is_none() && !json {
         return overview(context);
