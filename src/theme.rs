@@ -281,6 +281,17 @@ fn check_text(key: &str, text: &str, placeholders: &[&str]) -> Result<(), String
                 "`{text}` is not a valid date format; see chrono's strftime syntax, e.g. \"%B %-d, %Y\""
             ));
         }
+        // Valid strftime can still ask a date for what it has not (`%k`, an hour; `%Z`, a
+        // zone): formatting would fail, and `to_string` would panic, at every render.
+        let sample = chrono::NaiveDate::from_ymd_opt(2021, 8, 23).expect("a real date");
+        let mut formatted = String::new();
+        if std::fmt::Write::write_fmt(&mut formatted, format_args!("{}", sample.format(text)))
+            .is_err()
+        {
+            return Err(format!(
+                "`{text}` asks for a time or a time zone, which an issue's date does not have; use date fields only, e.g. \"%B %-d, %Y\""
+            ));
+        }
         return Ok(());
     }
     let mut rest = text;
@@ -352,6 +363,22 @@ mod tests {
                 "templates/x/theme.yaml:2:14: date_format: `%Q` is not a valid date format; see chrono's strftime syntax, e.g. \"%B %-d, %Y\"",
             ]
         );
+    }
+
+    #[test]
+    fn a_date_format_that_asks_for_a_time_is_an_error_not_a_panic_at_render() {
+        // Found by the `theme` fuzz target: `%k` is valid strftime, but a date has no hour.
+        for format in ["%B %k", "%H:%M", "%Z", "%B %-d, %Y %s"] {
+            assert!(
+                check_text("date_format", format, &[])
+                    .unwrap_err()
+                    .contains("asks for a time or a time zone"),
+                "{format}"
+            );
+        }
+        for format in ["%B %-d, %Y", "%A %e %b", "%Y-%m-%d"] {
+            assert_eq!(check_text("date_format", format, &[]), Ok(()), "{format}");
+        }
     }
 
     #[test]
