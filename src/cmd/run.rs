@@ -52,7 +52,11 @@ pub fn run(context: &Context, once: bool, outbox: bool) -> anyhow::Result<ExitCo
     if once && pass.sent.is_empty() && !pass.stopped {
         println!(
             "{}",
-            crate::schedule::nothing_due(&context.workspace, context.clock.now())?
+            crate::schedule::nothing_due(
+                &context.workspace,
+                context.state.open_existing_ledger()?.as_ref(),
+                context.clock.now()
+            )?
         );
     }
     let failed = pass

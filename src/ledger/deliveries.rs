@@ -434,6 +434,13 @@ impl Ledger {
         )?)
     }
 
+    /// Whether a send of the issue began (by the scheduler or by hand): copies written only
+    /// to the outbox reached no one, and do not count.
+    pub fn has_gone_out(&self, issue: &IssueId) -> bool {
+        self.counts(issue)
+            .is_ok_and(|counts| counts.total() > counts.outbox)
+    }
+
     pub fn counts(&self, issue: &IssueId) -> Result<Counts> {
         let mut statement = self.connection.prepare_cached(
             "SELECT state, via, COUNT(*) FROM deliveries WHERE issue = ?1 GROUP BY state, via",

@@ -30,6 +30,7 @@ pub fn issue_entries(workspace: &Workspace) -> std::io::Result<Vec<IssueEntry>> 
 /// for it.
 pub fn nothing_due(
     workspace: &Workspace,
+    ledger: Option<&crate::ledger::Ledger>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<String> {
     let newsletter = workspace.load_newsletter()?.value;
@@ -40,6 +41,11 @@ pub fn nothing_due(
     };
     let what = match upcoming.entries.as_slice() {
         [] => "no issue yet".to_string(),
+        // Sent already (the clock set back after its send): not "ready", which would
+        // promise a send that will not happen.
+        [entry] if ledger.is_some_and(|ledger| ledger.has_gone_out(&entry.id)) => {
+            format!("{} (already sent)", entry.file)
+        }
         [entry] => format!("{} ({})", entry.file, entry.standing()),
         several => format!(
             "{} issues, none will be sent: `letterpress check` says why",

@@ -342,4 +342,19 @@ fn run_once_with_nothing_due_says_when_the_next_slot_is_in_one_line() {
         String::from_utf8(run.stdout).unwrap(),
         "Nothing is due; the next slot is Mon 2021-08-23 09:00 -04:00 -> issues/2021-08-23.yaml (ready)\n"
     );
+
+    // Sent by hand before its slot (or the clock set back after its send): not "ready".
+    let server = SmtpServer::start_in_background(Behaviour::new());
+    let sent = workspace.send(&server.url(), &["2021-08-23", "--yes"]);
+    assert_eq!(sent.status, 0, "{sent:?}");
+    let run = workspace
+        .command()
+        .env("LETTERPRESS_NOW", "2021-08-17T12:00:00Z")
+        .args(["run", "--once", "--outbox"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(run.stdout).unwrap(),
+        "Nothing is due; the next slot is Mon 2021-08-23 09:00 -04:00 -> issues/2021-08-23.yaml (already sent)\n"
+    );
 }

@@ -119,15 +119,7 @@ fn print_schedule(
     let slot = &newsletter.value.schedule;
     let entries = schedule::issue_entries(&context.workspace)?;
     let now = context.clock.now();
-    // An issue counts as sent once a send of it began (by the scheduler or by hand); copies
-    // written only to the outbox reached no one, and do not count.
-    let started = |id: &IssueId| {
-        ledger.is_some_and(|ledger| {
-            ledger
-                .counts(id)
-                .is_ok_and(|counts| counts.total() > counts.outbox)
-        })
-    };
+    let started = |id: &IssueId| ledger.is_some_and(|ledger| ledger.has_gone_out(id));
     for (entry, due, standing) in plan::overdue(now, slot, &entries, started) {
         let when = short_time(&due);
         let what = match standing {
