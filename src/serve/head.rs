@@ -112,8 +112,10 @@ pub async fn refuse(stream: &mut TcpStream, refusal: Refusal) {
     let Some((code, reason, body)) = refusal.status() else {
         return;
     };
+    // The headers every answer of ours has, these included: no caching, and the date.
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
     let mut response = format!(
-        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\ncache-control: no-store\r\ndate: {date}\r\nconnection: close\r\n",
         body.len()
     );
     for (name, value) in super::security_headers() {

@@ -413,6 +413,9 @@ fn assert_has_security_headers(answer: &str) {
     ] {
         assert!(lower.contains(&header), "{header:?} missing from {answer}");
     }
+    for name in ["\r\ncache-control: ", "\r\ndate: "] {
+        assert!(lower.contains(name), "{name:?} missing from {answer}");
+    }
 }
 
 #[test]
