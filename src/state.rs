@@ -134,7 +134,7 @@ impl StateDir {
     pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
         self.create()?;
         let path = self.ledger_path();
-        if !path.exists() && self.had_a_ledger() {
+        if self.ledger_is_gone() {
             return Err(LedgerGone {
                 ledger: self.display(LEDGER_FILE),
                 marker: self.display(LEDGER_MARKER),
@@ -161,6 +161,14 @@ impl StateDir {
         Ok(ledger)
     }
 
+    /// Whether the ledger is missing from a workspace that had one. Looked at again after the
+    /// marker: another process creating the ledger writes the file first and the marker
+    /// after, so one found between the two looks is new, not gone.
+    fn ledger_is_gone(&self) -> bool {
+        let path = self.ledger_path();
+        !path.exists() && self.had_a_ledger() && !path.exists()
+    }
+
     /// Whether this workspace has had a ledger: its marker says so. (Not the outbox or the
     /// secret: a send writes those before its ledger exists, and two processes starting
     /// together must both find a new workspace new.)
@@ -179,14 +187,14 @@ impl StateDir {
     /// is upgraded first, where that can be done.
     pub fn open_existing_ledger(&self) -> anyhow::Result<Option<Ledger>> {
         let path = self.ledger_path();
-        if !path.exists() {
-            if self.had_a_ledger() {
-                return Err(LedgerGone {
-                    ledger: self.display(LEDGER_FILE),
-                    marker: self.display(LEDGER_MARKER),
-                }
-                .into());
+        if self.ledger_is_gone() {
+            return Err(LedgerGone {
+                ledger: self.display(LEDGER_FILE),
+                marker: self.display(LEDGER_MARKER),
             }
+            .into());
+        }
+        if !path.exists() {
             return Ok(None);
         }
         match Ledger::open_read_only(&path) {
