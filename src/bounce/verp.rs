@@ -125,7 +125,9 @@ pub fn parse_verp(address: &str, bounce_address: &EmailAddress) -> Option<VerpTa
     if !domain.eq_ignore_ascii_case(bounce_domain) || local.len() <= bounce_local.len() + 1 {
         return None;
     }
-    let (prefix, tag) = local.split_at(bounce_local.len());
+    // `split_at_checked`: what comes back from the internet may have a multi-byte character
+    // where our local part ends (found by the `bounce` fuzz target, as a panic).
+    let (prefix, tag) = local.split_at_checked(bounce_local.len())?;
     if !prefix.eq_ignore_ascii_case(bounce_local) {
         return None;
     }
@@ -142,6 +144,18 @@ fn split(address: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_with_a_multibyte_character_where_ours_ends_is_not_ours_and_no_panic() {
+        let ours = EmailAddress::parse("bounces@example.com").unwrap();
+        for address in [
+            "bounce\u{FFFD}+abc@example.com",
+            "bounceé@example.com",
+            "bounc\u{1F600}x@example.com",
+        ] {
+            assert_eq!(parse_verp(address, &ours), None, "{address}");
+        }
+    }
 
     fn bounces() -> EmailAddress {
         EmailAddress::parse("bounces@example.com").unwrap()
