@@ -27,6 +27,14 @@ use super::verp::{VerpTag, parse_verp};
 /// `bounce_address`, to find VERP tags; without it, reports name readers only by address and
 /// Message-ID.
 pub fn classify(raw: &[u8], bounce_address: Option<&EmailAddress>) -> Vec<Report> {
+    // Mail from anywhere goes through mail-parser: a panic inside it (the bounce fuzz target
+    // found malformed MIME that trips one of its debug assertions) is one unreadable message,
+    // not the end of an ingest of thousands.
+    std::panic::catch_unwind(|| classify_message(raw, bounce_address))
+        .unwrap_or_else(|_| vec![ignored(IgnoredReason::Unparseable, None, None)])
+}
+
+fn classify_message(raw: &[u8], bounce_address: Option<&EmailAddress>) -> Vec<Report> {
     let Some(message) = MessageParser::default().parse(raw) else {
         return vec![ignored(IgnoredReason::Unparseable, None, None)];
     };

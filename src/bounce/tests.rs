@@ -438,3 +438,12 @@ fn a_tag_lost_from_the_bounces_own_headers_is_found_in_the_report_or_the_returne
         );
     }
 }
+
+#[test]
+fn malformed_mime_that_trips_the_parser_is_one_unreadable_message_not_a_panic() {
+    // Found by the bounce fuzz target (not UTF-8, so not an .eml the CRLF test reads):
+    // mail-parser's debug assertion "Invalid part ID, could
+    // not find multipart" fires on it in builds with debug assertions (these tests' build).
+    let reports = classify_fixture("fuzz-mime-part-id.bin");
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+}
