@@ -10,6 +10,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let bounce_address = EmailAddress::parse("bounces@example.com").unwrap();
     let reports = classify(data, Some(&bounce_address));
-    assert!(reports.len() <= data.len() / 8 + 1, "{} reports", reports.len());
+    assert!(
+        reports.len() <= data.len() / 8 + 1,
+        "{} reports",
+        reports.len()
+    );
     let _ = classify(data, None);
 });

@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
         let token = secret.confirmation_token("list", &address, now);
         let parts = parse_confirmation_token(&token).expect("our own token parses");
         assert_eq!(parts.address, address.as_str());
-        let confirmed = secret.verify_confirmation("list", &token, now).expect("ours verifies");
+        let confirmed = secret
+            .verify_confirmation("list", &token, now)
+            .expect("ours verifies");
         assert_eq!(confirmed.address, address);
     }
 });
