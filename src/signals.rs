@@ -27,6 +27,17 @@ pub struct Announce {
     pub aborting: Box<dyn Fn() + Send>,
 }
 
+impl Announce {
+    /// What a web server (`serve`, `preview`) logs: that it stops, and that a second signal
+    /// ends it at once.
+    pub fn server() -> Announce {
+        Announce {
+            stopping: Box::new(|| tracing::info!("stopping")),
+            aborting: Box::new(|| tracing::warn!("second signal: exiting now")),
+        }
+    }
+}
+
 impl Signals {
     /// Starts listening, on the current tokio runtime. Without signal handlers (which only
     /// fails in odd sandboxes) the command runs on and can still be killed.

@@ -90,10 +90,7 @@ pub fn run(context: &Context, args: PreviewArgs) -> anyhow::Result<ExitCode> {
                 "warning: listening on {address}, beyond this machine: anyone who can reach it sees the reader's address and unsubscribe link"
             );
         }
-        let mut signals = Signals::listen(Announce {
-            stopping: Box::new(|| tracing::info!("stopping")),
-            aborting: Box::new(|| tracing::warn!("second signal: exiting now")),
-        });
+        let mut signals = Signals::listen(Announce::server());
         server.run(async move { signals.stopped().await }).await;
         tracing::info!("stopped");
         anyhow::Ok(ExitCode::SUCCESS)

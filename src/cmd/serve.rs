@@ -54,10 +54,7 @@ pub fn run(context: &Context, listen: SocketAddr) -> anyhow::Result<ExitCode> {
                 "note: listening on {address}, beyond this machine: serve it to the internet only through a TLS reverse proxy"
             );
         }
-        let mut signals = Signals::listen(Announce {
-            stopping: Box::new(|| tracing::info!("stopping")),
-            aborting: Box::new(|| tracing::warn!("second signal: exiting now")),
-        });
+        let mut signals = Signals::listen(Announce::server());
         server.run(async move { signals.stopped().await }).await;
         tracing::info!("stopped");
         anyhow::Ok(ExitCode::SUCCESS)
