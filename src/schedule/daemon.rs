@@ -97,6 +97,24 @@ impl Scheduler {
         true
     }
 
+    /// Logs, once per change, why an issue file does not pass `check`: an editor who saves a
+    /// broken file learns it from the log at once, not at the slot.
+    fn say_why_an_issue_does_not_load(&mut self, file: &str, problem: Option<String>) {
+        let topic = format!("issue {file}");
+        match problem {
+            Some(problem) => {
+                if self.is_news(&topic, &problem) {
+                    warn!(file, %problem, "this issue does not pass check; it will not be sent until it is fixed");
+                }
+            }
+            None => {
+                if self.said.remove(&topic).is_some() {
+                    info!(file, "this issue passes check again");
+                }
+            }
+        }
+    }
+
     /// One pass: re-read the files, plan, act.
     pub async fn pass(&mut self, stop: &watch::Receiver<bool>) -> anyhow::Result<Pass> {
         let now = self.clock.now();
@@ -113,8 +131,13 @@ impl Scheduler {
                 return Ok(Pass::default());
             }
         };
-        let entries =
-            super::issue_entries(&self.workspace).context("cannot list the issues folder")?;
+        let checked = super::issue_entries_and_problems(&self.workspace)
+            .context("cannot list the issues folder")?;
+        let mut entries = Vec::with_capacity(checked.len());
+        for (entry, problem) in checked {
+            self.say_why_an_issue_does_not_load(&entry.file, problem);
+            entries.push(entry);
+        }
         let mut ledger = self.state.open_ledger()?;
         let mut histories = Vec::new();
         for entry in &entries {

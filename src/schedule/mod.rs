@@ -12,16 +12,28 @@ use plan::IssueEntry;
 /// otherwise (so its failure at send time is reported, not silent). A file whose name cannot
 /// name an issue is left out; `check` reports it.
 pub fn issue_entries(workspace: &Workspace) -> std::io::Result<Vec<IssueEntry>> {
+    Ok(issue_entries_and_problems(workspace)?
+        .into_iter()
+        .map(|(entry, _)| entry)
+        .collect())
+}
+
+/// `issue_entries`, each with the first problem of a file that does not pass `check`: what
+/// `run` logs when a file it watches goes bad, long before its slot.
+pub fn issue_entries_and_problems(
+    workspace: &Workspace,
+) -> std::io::Result<Vec<(IssueEntry, Option<String>)>> {
     Ok(workspace
         .issue_files()?
         .into_iter()
         .filter_map(|path| {
             let id = IssueId::parse(issue_name(&path)).ok()?;
-            Some(IssueEntry {
-                id,
-                file: workspace.display(&path),
-                issue: workspace.load_issue(&path).ok().map(|valid| valid.value),
-            })
+            let (issue, problem) = match workspace.load_issue(&path) {
+                Ok(valid) => (Some(valid.value), None),
+                Err(invalid) => (None, Some(invalid.first_problem())),
+            };
+            let file = workspace.display(&path);
+            Some((IssueEntry { id, file, issue }, problem))
         })
         .collect())
 }

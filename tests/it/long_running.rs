@@ -104,6 +104,41 @@ fn a_slot_that_fails_its_check_is_logged_and_recorded_once_not_spun_on() {
 }
 
 #[test]
+fn an_issue_saved_broken_between_slots_is_logged_with_its_reason_at_once_and_once() {
+    let server = SmtpServer::start_in_background(Behaviour::new());
+    let workspace = workspace(3);
+    // Two days before the slot: nothing is due, so only the file watcher brings a pass.
+    let child = start_run(&workspace, &server, "2026-11-28T14:00:00Z");
+    std::thread::sleep(Duration::from_secs(1));
+    let file = format!("issues/{ISSUE}.yaml");
+    workspace.write(&file, &issue_file("ready", "javascript:alert(1)"));
+    std::thread::sleep(Duration::from_secs(2));
+    // Saved again, still broken the same way: nothing new to say.
+    workspace.write(&file, &issue_file("ready", "javascript:alert(1) "));
+    std::thread::sleep(Duration::from_secs(2));
+    workspace.write(&file, &issue_file("ready", "https://example.org/story"));
+    std::thread::sleep(Duration::from_secs(2));
+    let log = stop(child);
+    let broken: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("this issue does not pass check"))
+        .collect();
+    assert_eq!(broken.len(), 1, "{log}");
+    assert!(broken[0].contains("WARN"), "{log}");
+    assert!(broken[0].contains(&file), "{log}");
+    assert!(
+        broken[0].contains("javascript"),
+        "the reason is in the line: {log}"
+    );
+    assert_eq!(
+        log.matches("this issue passes check again").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(server.message_count(), 0);
+}
+
+#[test]
 fn a_send_by_hand_holding_the_issue_makes_the_scheduler_wait_once_not_spin() {
     let server = SmtpServer::start_in_background(Behaviour::new());
     let workspace = workspace(3);
