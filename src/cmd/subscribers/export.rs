@@ -47,8 +47,17 @@ pub fn export(context: &Context, format: ExportFormat) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// A CSV field, quoted when it must be (RFC 4180).
+/// A CSV field, quoted when it must be (RFC 4180). A field a spreadsheet would take for a
+/// formula (a reader who signed up as `=HYPERLINK(…)`) gets a leading `'`, as OWASP advises:
+/// the export is opened in Excel more often than it is read back.
 fn csv(text: &str) -> String {
+    let defused;
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        defused = format!("'{text}");
+        defused.as_str()
+    } else {
+        text
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -79,4 +88,23 @@ pub fn form(context: &Context) -> anyhow::Result<ExitCode> {
         crate::render::web::signup_snippet(&newsletter, &action).into_string()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv;
+
+    #[test]
+    fn a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_defused_and_others_are_kept() {
+        assert_eq!(
+            csv("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(csv("+1 555"), "'+1 555");
+        assert_eq!(csv("-2+3"), "'-2+3");
+        assert_eq!(csv("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv("Ada, Countess"), "\"Ada, Countess\"");
+        assert_eq!(csv("Ada O'Kafor"), "Ada O'Kafor");
+        assert_eq!(csv("ada@example.com"), "ada@example.com");
+    }
 }
