@@ -55,6 +55,12 @@ pub enum InitError {
     From(String),
     #[error("--timezone: {0}")]
     Timezone(String),
+    #[error("`{path}` is {is}, where letterpress needs {needs}; nothing was written")]
+    Taken {
+        path: String,
+        is: &'static str,
+        needs: &'static str,
+    },
 }
 
 /// The entries every workspace's `.gitignore` needs.
@@ -99,6 +105,7 @@ pub fn validate(options: &InitOptions, root: &Path) -> Result<(String, Mailbox, 
         Some(zone) => parse_timezone(zone).map_err(InitError::Timezone)?,
         None => machine_timezone(),
     };
+    refuse_taken_names(root)?;
     Ok((name, from, timezone))
 }
 
@@ -125,6 +132,33 @@ fn name_from_folder(root: &Path) -> String {
     } else {
         "My Newsletter".to_string()
     }
+}
+
+/// Refuses a workspace where a name init writes to is the wrong kind of thing (an `issues`
+/// file, a `newsletter.yaml` folder): found before the first file is written, not after.
+fn refuse_taken_names(root: &Path) -> Result<(), InitError> {
+    for (name, needs_folder) in [
+        (NEWSLETTER_FILE, false),
+        (ISSUES_DIR, true),
+        (".gitignore", false),
+    ] {
+        let path = root.join(name);
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if metadata.is_dir() != needs_folder {
+            return Err(InitError::Taken {
+                path: path.display().to_string(),
+                is: if metadata.is_dir() {
+                    "a folder"
+                } else {
+                    "a file"
+                },
+                needs: if needs_folder { "a folder" } else { "a file" },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Creates the workspace at `root` (made if missing). The flags only shape files that are
@@ -399,6 +433,27 @@ mod tests {
         );
         assert_eq!(name_from_folder(Path::new("/tmp/ai_weekly")), "Ai Weekly");
         assert_eq!(name_from_folder(Path::new("/")), "My Newsletter");
+    }
+
+    #[test]
+    fn an_issues_file_or_a_settings_folder_is_refused_before_anything_is_written() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join(ISSUES_DIR), "not a folder").unwrap();
+        let error = init(root.path(), &InitOptions::default(), Utc::now()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("is a file, where letterpress needs a folder"),
+            "{error:#}"
+        );
+        assert!(!root.path().join(NEWSLETTER_FILE).exists());
+        assert!(!root.path().join(".gitignore").exists());
+
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(NEWSLETTER_FILE)).unwrap();
+        let error = init(root.path(), &InitOptions::default(), Utc::now()).unwrap_err();
+        assert!(error.to_string().contains("is a folder"), "{error:#}");
+        assert!(!root.path().join(ISSUES_DIR).exists());
     }
 
     #[test]
