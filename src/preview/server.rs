@@ -94,13 +94,21 @@ fn is_local_name(host: &str) -> bool {
 }
 
 async fn only_local_names(request: Request, next: Next) -> Response {
-    let host = request
+    // Every name the request gives must be local: each `Host` header (RFC 9112 allows one;
+    // a proxy may pass on two) and the authority of an absolute-form target.
+    let mut names: Vec<String> = request
         .headers()
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    if !is_local_name(&host) {
+        .get_all(header::HOST)
+        .iter()
+        .map(|host| String::from_utf8_lossy(host.as_bytes()).into_owned())
+        .collect();
+    if names.is_empty() {
+        names.push(String::new());
+    }
+    if let Some(authority) = request.uri().authority() {
+        names.push(authority.as_str().to_string());
+    }
+    if let Some(host) = names.into_iter().find(|name| !is_local_name(name)) {
         let mut refused = (
             StatusCode::FORBIDDEN,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -137,16 +137,17 @@ fn tree(root: &Path) -> Vec<PathBuf> {
 
 /// Sends one raw request with `host` and returns the answer's status line and headers.
 fn with_host(preview: &PreviewProcess, host: &str) -> String {
+    raw_request(preview, &format!("GET / HTTP/1.1\r\nHost: {host}\r\n"))
+}
+
+/// Sends `head` (a request line and headers, each ending in CRLF) and returns the answer.
+fn raw_request(preview: &PreviewProcess, head: &str) -> String {
     let address = preview.base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(stream, "{head}Connection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
@@ -273,6 +274,18 @@ fn a_request_that_names_another_host_is_refused() {
     ] {
         let answer = with_host(&preview, other);
         assert!(answer.starts_with("HTTP/1.1 403 "), "{other}: {answer}");
+        assert!(!answer.contains("ada.okafor"), "{answer}");
+    }
+    // A local name first does not let a second name through, nor a foreign absolute target.
+    for head in [
+        "GET / HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n",
+        "GET http://evil.example/ HTTP/1.1\r\nHost: localhost\r\n",
+    ] {
+        let answer = raw_request(&preview, head);
+        assert!(
+            answer.starts_with("HTTP/1.1 403 ") || answer.starts_with("HTTP/1.1 400 "),
+            "{head:?}: {answer}"
+        );
         assert!(!answer.contains("ada.okafor"), "{answer}");
     }
     for local in [
