@@ -244,4 +244,23 @@ w("# c. scale (1,000 ... 1,000,000 subscribers)")
 w("letterpress -C WS check")
 w("letterpress -C WS send 2021-08-23 --dry-run")
 w("```")
+
+# Sections measured by other scripts (bench/audience, the DKIM runs) live in the same file:
+# carried over from the previous RESULTS.md (argv[2]) so a new run does not erase them.
+OWN = ("Machine", "a. ", "b. ", "c. ", "The commands")
+if len(sys.argv) > 2:
+    try:
+        with open(sys.argv[2], encoding="utf-8") as previous:
+            text = previous.read()
+    except FileNotFoundError:
+        text = ""
+    kept, keeping = [], False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            keeping = not line[3:].startswith(OWN)
+        if keeping:
+            kept.append(line)
+    if kept:
+        w("")
+        w("\n".join(kept).rstrip("\n"))
 print("\n".join(out))
