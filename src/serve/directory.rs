@@ -116,6 +116,12 @@ impl Directory {
     }
 }
 
+/// The token in an unsubscribe URL's path, exactly as sent: not percent-decoded, since a
+/// real token never needs it, and a path that does not decode must fail like any other.
+pub fn token_in_path(path: &str) -> &str {
+    path.strip_prefix("/unsubscribe/").unwrap_or_default()
+}
+
 /// An address as a page may show it to whoever holds its link: enough to recognise, not
 /// enough to read off (`ada@example.com` is `a***@e***.com`).
 pub fn mask_address(key: &str) -> String {

@@ -179,13 +179,8 @@ pub(super) async fn blocking(
         })
 }
 
-/// The token in an unsubscribe URL, exactly as sent: not percent-decoded, since a real
-/// token never needs it, and a path that does not decode must fail like any other.
 fn raw_token(uri: &Uri) -> String {
-    uri.path()
-        .strip_prefix("/unsubscribe/")
-        .unwrap_or_default()
-        .to_string()
+    super::directory::token_in_path(uri.path()).to_string()
 }
 
 async fn unsubscribe_page(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
