@@ -213,7 +213,7 @@ impl SentImages {
 
     /// The copy of `relative` kept at `issue`'s first send, measured, if there is one.
     pub fn read(&self, issue: &str, relative: &str) -> Option<(ImageFile, Vec<u8>)> {
-        let list = bounded(&self.dir.join(format!("{issue}.sent")), 1 << 20)?;
+        let list = bounded(&self.dir.join(format!("{issue}.sent")))?;
         let list = String::from_utf8(list).ok()?;
         let published = list
             .lines()
@@ -235,21 +235,15 @@ impl SentImages {
         if !is_published_name(name) {
             return None;
         }
-        let bytes = bounded(&self.dir.join(name), IMAGE_LIMIT)?;
+        let bytes = bounded(&self.dir.join(name))?;
         matches_published(name, &bytes).then_some(bytes)
     }
 }
 
-/// A regular file's bytes, if it has at most `limit` of them.
-fn bounded(path: &Path, limit: u64) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
-    (bytes.len() as u64 <= limit).then_some(bytes)
+/// A regular file's bytes, if it has at most an image's limit of them (a list of names is
+/// far smaller). Opened without waiting, like every file we read: see `source`.
+fn bounded(path: &Path) -> Option<Vec<u8>> {
+    crate::source::read_bytes(path, crate::source::FileKind::Image).ok()
 }
 
 /// Written aside and renamed, so a reader never finds half a file.

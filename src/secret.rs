@@ -311,12 +311,19 @@ fn hex(bytes: &[u8]) -> String {
 /// The secret file's bytes, read no further than a secret can be long: a secret replaced by
 /// `/dev/zero` or a large file is damaged, not a way to fill the memory.
 fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use crate::source::{FileError, FileKind};
     use std::io::Read;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(4096)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
+    // Opened without waiting: a FIFO in its place is refused, not waited on.
+    match crate::source::open(path, FileKind::Key) {
+        Ok(file) => {
+            file.take(4096).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        }
+        Err(FileError::NotFound) => Err(std::io::ErrorKind::NotFound.into()),
+        Err(FileError::Io(error)) => Err(error),
+        Err(other) => Err(std::io::Error::other(other.to_string())),
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,13 @@ pub const TEXT_FILE_LIMIT: u64 = 4 * MIB;
 /// 256 MiB leaves room for a few million with names and tags. The list is read as it is
 /// parsed, never held whole, so the limit bounds time rather than memory.
 pub const SUBSCRIBER_LIST_LIMIT: u64 = 256 * MIB;
+/// The largest key, certificate bundle or secret: Mozilla's whole bundle of roots is some
+/// 220 KiB.
+pub const KEY_FILE_LIMIT: u64 = MIB;
+
+/// The largest CSV export `subscribers import` reads: a million rows with every column
+/// Mailchimp writes (about 40, some 600 bytes a row), with room to spare.
+pub const EXPORT_LIMIT: u64 = 1024 * MIB;
 
 /// What a file is for, which decides how large it may be and how errors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +47,13 @@ pub enum FileKind {
     Subscribers,
     /// A picture in the workspace (see `images`).
     Image,
+    /// Another tool's CSV export, for `subscribers import`.
+    Export,
+    /// A DKIM key, a CA certificate or the secret: small, and named by a setting.
+    Key,
+    /// An mbox file or a single message of mail that came back, for `bounces ingest`: read
+    /// a message at a time, so only the folder's own bounds apply.
+    Mailbox,
 }
 
 impl FileKind {
@@ -47,6 +61,9 @@ impl FileKind {
         match self {
             FileKind::Subscribers => SUBSCRIBER_LIST_LIMIT,
             FileKind::Image => crate::images::IMAGE_LIMIT,
+            FileKind::Export => EXPORT_LIMIT,
+            FileKind::Mailbox => u64::MAX,
+            FileKind::Key => KEY_FILE_LIMIT,
             FileKind::Settings | FileKind::Issue | FileKind::Theme => TEXT_FILE_LIMIT,
         }
     }
@@ -58,6 +75,9 @@ impl FileKind {
             FileKind::Theme => "a theme file",
             FileKind::Subscribers => "a subscriber list",
             FileKind::Image => "an image",
+            FileKind::Export => "an export to import",
+            FileKind::Mailbox => "a mailbox",
+            FileKind::Key => "a key or certificate file",
         }
     }
 }
@@ -212,7 +232,7 @@ struct Limited {
 impl Read for Limited {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         // One byte past the limit is all it takes to know the file outgrew it.
-        let room = (self.limit + 1).saturating_sub(self.read);
+        let room = self.limit.saturating_add(1).saturating_sub(self.read);
         let wanted = buffer
             .len()
             .min(usize::try_from(room).unwrap_or(usize::MAX));
@@ -255,7 +275,7 @@ pub fn load_yaml(path: &Path, kind: FileKind, file: impl Into<String>) -> (Optio
     (root, decoder)
 }
 
-/// Reads a whole file of bytes (an image) of `kind`, within its limit.
+/// Reads a whole file of bytes (an image, a key) of `kind`, within its limit.
 pub fn read_bytes(path: &Path, kind: FileKind) -> Result<Vec<u8>, FileError> {
     let mut source = open(path, kind)?;
     let mut bytes = Vec::new();

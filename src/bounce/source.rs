@@ -7,7 +7,7 @@
 //! the rest.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
 /// The largest message read: bounces are small; a report carrying back a large original is
@@ -53,7 +53,14 @@ pub fn messages(path: &Path) -> Result<Messages, SourceError> {
     if path.is_dir() {
         return Ok(Messages(Inner::Maildir(Maildir::open(path)?)));
     }
-    let mut reader = BufReader::new(File::open(path).map_err(io_error(path))?);
+    // A regular file only: a FIFO or a device named by mistake is refused, not read forever.
+    let mut reader =
+        crate::source::open(path, crate::source::FileKind::Mailbox).map_err(|error| {
+            SourceError::Io {
+                path: path.display().to_string(),
+                source: io::Error::other(error),
+            }
+        })?;
     let starts_like_mbox = reader
         .fill_buf()
         .map_err(io_error(path))?
@@ -99,7 +106,7 @@ pub struct Messages(Inner);
 
 enum Inner {
     One(Option<Result<RawMessage, SourceError>>),
-    Mbox(Mbox<BufReader<File>>),
+    Mbox(Mbox<crate::source::SourceFile>),
     Maildir(Maildir),
 }
 

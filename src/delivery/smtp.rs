@@ -597,9 +597,9 @@ impl TlsSettings {
         match ca {
             None => TlsSettings::with_extra_roots(&[]),
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|error| {
-                    format!("cannot read {SMTP_CA_ENV} ({}): {error}", path.display())
-                })?;
+                let pem = crate::source::read_bytes(path, crate::source::FileKind::Key).map_err(
+                    |error| format!("cannot read {SMTP_CA_ENV} ({}): {error}", path.display()),
+                )?;
                 TlsSettings::with_extra_roots(&pem)
             }
         }

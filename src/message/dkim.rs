@@ -119,11 +119,11 @@ pub enum DkimError {
         "no DKIM key for selector `{selector}`: `{path}` does not exist; make one with `letterpress dkim keygen --selector {selector}`"
     )]
     MissingKey { selector: Selector, path: String },
-    #[error("cannot read the DKIM key `{path}`")]
+    // The reason is part of the message: `check` prints one line per problem, no chain.
+    #[error("cannot read the DKIM key `{path}`: {problem}")]
     Read {
         path: String,
-        #[source]
-        source: std::io::Error,
+        problem: std::io::Error,
     },
     #[error("the DKIM key `{path}` {source}")]
     Key {
@@ -339,18 +339,23 @@ impl KeyFile {
 
     /// Reads and checks the key: it exists, parses, and is of the configured algorithm.
     pub fn load(&self) -> Result<PrivateKey, DkimError> {
-        let text = match std::fs::read_to_string(&self.path) {
+        // Bounded and never waiting: the path comes from a setting, and may name a FIFO.
+        let read = crate::source::read_string(&self.path, crate::source::FileKind::Key);
+        let text = match read {
             Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(crate::source::FileError::NotFound) => {
                 return Err(DkimError::MissingKey {
                     selector: self.selector.clone(),
                     path: self.shown(),
                 });
             }
-            Err(source) => {
+            Err(problem) => {
                 return Err(DkimError::Read {
                     path: self.shown(),
-                    source,
+                    problem: match problem {
+                        crate::source::FileError::Io(source) => source,
+                        other => std::io::Error::other(other.to_string()),
+                    },
                 });
             }
         };

@@ -52,3 +52,88 @@ fn renaming_the_newsletter_or_moving_its_site_breaks_no_link_already_sent() {
             .is_some()
     );
 }
+
+#[test]
+fn an_export_or_a_mailbox_that_is_a_device_or_a_fifo_is_refused_at_once() {
+    let workspace = TestWorkspace::example();
+    let list_before = workspace.read("subscribers.example.yaml");
+    let fifo = workspace.path("export.csv");
+    let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    for (path, what) in [
+        ("/dev/zero", "is a character device, not a regular file"),
+        ("export.csv", "is a FIFO, not a regular file"),
+    ] {
+        let started = std::time::Instant::now();
+        let import = workspace.run(&["subscribers", "import", path]);
+        assert_eq!(import.status, 1, "{}", import.stderr);
+        assert!(import.stderr.contains(what), "{}", import.stderr);
+        let ingest = workspace.run(&["bounces", "ingest", path]);
+        assert_eq!(ingest.status, 1, "{}", ingest.stderr);
+        assert!(
+            ingest
+                .stderr
+                .contains(&format!("cannot read `{path}`: {what}")),
+            "{}",
+            ingest.stderr
+        );
+        // Before, /dev/zero grew `import` by gigabytes and the FIFO hung both for ever.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+    assert_eq!(workspace.read("subscribers.example.yaml"), list_before);
+}
+
+#[test]
+fn a_key_a_certificate_or_the_secret_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let workspace = TestWorkspace::example();
+    let fifo = workspace.path(".letterpress/secret");
+    std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+    let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let started = std::time::Instant::now();
+    let send = workspace.run(&["send", "2021-08-23", "--dry-run"]);
+    assert_eq!(send.status, 1, "{}", send.stderr);
+    assert!(
+        send.stderr.contains("is a FIFO, not a regular file"),
+        "{}",
+        send.stderr
+    );
+    std::fs::remove_file(&fifo).unwrap();
+
+    let test = workspace
+        .command()
+        .env("LETTERPRESS_SMTP_URL", "smtp://127.0.0.1:9")
+        .env("LETTERPRESS_SMTP_CA", "/dev/zero")
+        .args(["test", "2021-08-23", "--to", "editor@example.com"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&test.stderr);
+    assert_eq!(test.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cannot read LETTERPRESS_SMTP_CA (/dev/zero): is a character device, not a regular file"
+        ),
+        "{stderr}"
+    );
+
+    workspace.replace(
+        "newsletter.yaml",
+        "# dkim:\n#   selector: lp2026\n",
+        "dkim:\n  selector: lp2026\n",
+    );
+    let check = workspace
+        .command()
+        .env("LETTERPRESS_DKIM_KEY", "/dev/zero")
+        .arg("check")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        stdout.contains("cannot read the DKIM key `/dev/zero (from LETTERPRESS_DKIM_KEY)`: is a character device, not a regular file"),
+        "{stdout}"
+    );
+    // Before, each waited on the FIFO for ever or read /dev/zero until memory ran out.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

@@ -12,9 +12,11 @@ use crate::units::grouped;
 pub fn run(context: &Context, file: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
     let newsletter = newsletter(context)?;
     let shown = file.display();
-    let input = std::fs::File::open(file).with_context(|| format!("cannot read `{shown}`"))?;
-    let (format, rows) = read_export(std::io::BufReader::new(input))
-        .with_context(|| format!("cannot import `{shown}`"))?;
+    // Bounded like every file we read: a device or a FIFO named by mistake is refused, not
+    // read forever.
+    let input = crate::source::open(file, crate::source::FileKind::Export)
+        .with_context(|| format!("cannot read `{shown}`"))?;
+    let (format, rows) = read_export(input).with_context(|| format!("cannot import `{shown}`"))?;
     let mut ledger = if dry_run {
         // A dry run creates nothing: an empty ledger in memory stands in for a missing one.
         match context.state.open_existing_ledger()? {
