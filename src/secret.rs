@@ -308,8 +308,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// The secret file's bytes, read no further than a secret can be long: a secret replaced by
-/// `/dev/zero` or a large file is damaged, not a way to fill the memory.
+/// The secret file's bytes, read no further than a secret can be long: a large file in its
+/// place is damaged, and a device or a FIFO is refused; neither can fill the memory or hang.
 fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
     use crate::source::{FileError, FileKind};
     use std::io::Read;
