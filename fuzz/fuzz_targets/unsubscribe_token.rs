@@ -9,11 +9,7 @@ use letterpress::secret::Secret;
 use letterpress::serve::directory::{Directory, Listing, mask_address, token_in_path};
 use libfuzzer_sys::fuzz_target;
 
-const READERS: [&str; 3] = [
-    "ada@example.com",
-    "bob@example.org",
-    "josé@bücher.example",
-];
+const READERS: [&str; 3] = ["ada@example.com", "bob@example.org", "josé@bücher.example"];
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
