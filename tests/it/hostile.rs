@@ -53,14 +53,18 @@ fn renaming_the_newsletter_or_moving_its_site_breaks_no_link_already_sent() {
     );
 }
 
+/// A FIFO at `path`: what a mistyped setting can name, and what once hung every reader.
+fn make_fifo(path: &std::path::Path) {
+    let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+}
+
 #[test]
 fn an_export_or_a_mailbox_that_is_a_device_or_a_fifo_is_refused_at_once() {
     let workspace = TestWorkspace::example();
     let list_before = workspace.read("subscribers.example.yaml");
-    let fifo = workspace.path("export.csv");
-    let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    make_fifo(&workspace.path("export.csv"));
     for (path, what) in [
         ("/dev/zero", "is a character device, not a regular file"),
         ("export.csv", "is a FIFO, not a regular file"),
@@ -89,9 +93,7 @@ fn a_key_a_certificate_or_the_secret_that_is_a_fifo_or_a_device_is_refused_at_on
     let workspace = TestWorkspace::example();
     let fifo = workspace.path(".letterpress/secret");
     std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
-    let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    make_fifo(&fifo);
     let started = std::time::Instant::now();
     let send = workspace.run(&["send", "2021-08-23", "--dry-run"]);
     assert_eq!(send.status, 1, "{}", send.stderr);
