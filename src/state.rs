@@ -134,13 +134,7 @@ impl StateDir {
     pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
         self.create()?;
         let path = self.ledger_path();
-        if self.ledger_is_gone() {
-            return Err(LedgerGone {
-                ledger: self.display(LEDGER_FILE),
-                marker: self.display(LEDGER_MARKER),
-            }
-            .into());
-        }
+        self.refuse_a_lost_ledger()?;
         let ledger = Ledger::open(&path)
             .with_context(|| format!("cannot open the ledger `{}`", self.display(LEDGER_FILE)))?;
         self.saw_a_ledger
@@ -159,6 +153,18 @@ impl StateDir {
                 .with_context(|| format!("cannot make `{}` private", file.display()))?;
         }
         Ok(ledger)
+    }
+
+    /// `LedgerGone` when the ledger is missing from a workspace that had one: what every
+    /// opening, for writing or reading, says instead of starting an empty one.
+    fn refuse_a_lost_ledger(&self) -> Result<(), LedgerGone> {
+        if self.ledger_is_gone() {
+            return Err(LedgerGone {
+                ledger: self.display(LEDGER_FILE),
+                marker: self.display(LEDGER_MARKER),
+            });
+        }
+        Ok(())
     }
 
     /// Whether the ledger is missing from a workspace that had one. Looked at again after the
@@ -187,13 +193,7 @@ impl StateDir {
     /// is upgraded first, where that can be done.
     pub fn open_existing_ledger(&self) -> anyhow::Result<Option<Ledger>> {
         let path = self.ledger_path();
-        if self.ledger_is_gone() {
-            return Err(LedgerGone {
-                ledger: self.display(LEDGER_FILE),
-                marker: self.display(LEDGER_MARKER),
-            }
-            .into());
-        }
+        self.refuse_a_lost_ledger()?;
         if !path.exists() {
             return Ok(None);
         }
