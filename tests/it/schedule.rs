@@ -321,6 +321,17 @@ fn the_real_binary_sends_a_slot_a_few_seconds_away_and_a_second_scheduler_is_ref
     assert_eq!(server.message_count(), 5);
 }
 
+/// What `run --once --outbox` prints on Tuesday 2021-08-17, the day after a slot.
+fn run_once_on_tuesday(workspace: &TestWorkspace) -> String {
+    let run = workspace
+        .command()
+        .env("LETTERPRESS_NOW", "2021-08-17T12:00:00Z")
+        .args(["run", "--once", "--outbox"])
+        .output()
+        .unwrap();
+    String::from_utf8(run.stdout).unwrap()
+}
+
 #[test]
 fn run_once_with_nothing_due_says_when_the_next_slot_is_in_one_line() {
     let workspace = workspace(2, crate::support::EXAMPLE_DELIVERY);
@@ -332,14 +343,8 @@ fn run_once_with_nothing_due_says_when_the_next_slot_is_in_one_line() {
         run.stdout,
         "Nothing is due; the next slot is Mon 2021-08-16 09:00 -04:00 -> no issue yet\n"
     );
-    let run = workspace
-        .command()
-        .env("LETTERPRESS_NOW", "2021-08-17T12:00:00Z")
-        .args(["run", "--once", "--outbox"])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8(run.stdout).unwrap(),
+        run_once_on_tuesday(&workspace),
         "Nothing is due; the next slot is Mon 2021-08-23 09:00 -04:00 -> issues/2021-08-23.yaml (ready)\n"
     );
 
@@ -347,14 +352,8 @@ fn run_once_with_nothing_due_says_when_the_next_slot_is_in_one_line() {
     let server = SmtpServer::start_in_background(Behaviour::new());
     let sent = workspace.send(&server.url(), &["2021-08-23", "--yes"]);
     assert_eq!(sent.status, 0, "{sent:?}");
-    let run = workspace
-        .command()
-        .env("LETTERPRESS_NOW", "2021-08-17T12:00:00Z")
-        .args(["run", "--once", "--outbox"])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8(run.stdout).unwrap(),
+        run_once_on_tuesday(&workspace),
         "Nothing is due; the next slot is Mon 2021-08-23 09:00 -04:00 -> issues/2021-08-23.yaml (already sent)\n"
     );
 }
